@@ -1,0 +1,27 @@
+from medfew.data.augment import medical_augment
+from medfew.data.dataset import UNLABELED, ImageData, concat
+from medfew.data.episodes import Episode, EpisodeIndices, EpisodeSampler, EpisodeSet
+from medfew.data.medmnist import load_medmnist
+from medfew.data.npz import load_labelled_npz
+from medfew.data.preprocess import preprocess
+from medfew.data.root import data_root
+from medfew.data.splits import ClassSplit, LabelBudget, class_split, label_budget
+
+__all__ = [
+    "UNLABELED",
+    "ClassSplit",
+    "Episode",
+    "EpisodeIndices",
+    "EpisodeSampler",
+    "EpisodeSet",
+    "ImageData",
+    "LabelBudget",
+    "class_split",
+    "concat",
+    "data_root",
+    "label_budget",
+    "load_labelled_npz",
+    "load_medmnist",
+    "medical_augment",
+    "preprocess",
+]

@@ -1,0 +1,129 @@
+"""The one in-memory representation every source loads into and every learner reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+UNLABELED = -1
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A whole small dataset held in memory.
+
+    Attributes:
+        images: (N, C, H, W) uint8 tensor, C in {1, 3}.
+        labels: (N,) int64 tensor of class indices, or ``UNLABELED`` (-1).
+        class_names: name of each class index.
+        split: (N,) array of split names ("train", "val", "test") or None.
+        groups: optional (N,) int64 tensor of patient / group ids.
+        name: where the data came from (file or folder), used in error messages.
+    """
+
+    images: Tensor
+    labels: Tensor
+    class_names: tuple[str, ...]
+    split: np.ndarray | None = None
+    groups: Tensor | None = None
+    name: str = "data"
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(
+                f"{self.name}: images must be a uint8 N x C x H x W tensor, "
+                f"got {self.images.dtype} with shape {tuple(self.images.shape)}"
+            )
+        if self.images.shape[1] not in (1, 3):
+            raise ValueError(f"{self.name}: images have {self.images.shape[1]} channels; expected 1 or 3")
+        n = len(self.images)
+        for key, value in (("labels", self.labels), ("split", self.split), ("groups", self.groups)):
+            if value is not None and len(value) != n:
+                raise ValueError(f"{self.name}: {n} images but {len(value)} {key}")
+        labelled = self.labels[self.labels != UNLABELED]
+        if len(labelled) and (labelled.min() < 0 or labelled.max() >= len(self.class_names)):
+            bad = labelled[(labelled < 0) | (labelled >= len(self.class_names))][0].item()
+            raise ValueError(
+                f"{self.name}: label value {bad} is outside class_names "
+                f"(0..{len(self.class_names) - 1}: {', '.join(self.class_names)})"
+            )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_counts(self) -> Tensor:
+        """(n_classes,) number of labelled images per class."""
+        return torch.bincount(self.labels[self.labels != UNLABELED], minlength=self.n_classes)
+
+    def subset(self, indices: Tensor | Sequence[int]) -> ImageData:
+        """The images at ``indices`` (class names unchanged)."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return ImageData(
+            images=self.images[indices],
+            labels=self.labels[indices],
+            class_names=self.class_names,
+            split=None if self.split is None else self.split[indices.numpy()],
+            groups=None if self.groups is None else self.groups[indices],
+            name=self.name,
+            source=self.source,
+        )
+
+    def split_names(self) -> list[str]:
+        return [] if self.split is None else sorted(set(self.split.tolist()))
+
+    def select_split(self, name: str) -> ImageData:
+        """The images of one official split ("train", "val", "test")."""
+        if name not in self.split_names():
+            raise KeyError(f"{self.name} has no split '{name}'; it has: {self.split_names() or 'none'}")
+        return self.subset(torch.from_numpy(np.flatnonzero(self.split == name)))
+
+    def select_classes(self, names: Sequence[str]) -> ImageData:
+        """Only the images of ``names``, relabelled 0..len(names)-1 in that order."""
+        unknown = [c for c in names if c not in self.class_names]
+        if unknown:
+            raise KeyError(f"{self.name}: unknown classes {unknown}; classes are {list(self.class_names)}")
+        old = torch.tensor([self.class_names.index(c) for c in names])
+        keep = torch.isin(self.labels, old)
+        data = self.subset(torch.nonzero(keep).flatten())
+        remap = torch.full((self.n_classes,), UNLABELED, dtype=torch.long)
+        remap[old] = torch.arange(len(old))
+        return replace(data, labels=remap[data.labels], class_names=tuple(names))
+
+    def unlabeled(self) -> ImageData:
+        """The same images with every label removed (a pretraining pool)."""
+        return replace(self, labels=torch.full_like(self.labels, UNLABELED))
+
+
+def concat(parts: Sequence[ImageData], name: str | None = None) -> ImageData:
+    """Stack datasets of the same channels and image size; classes are the union, by name."""
+    first = parts[0]
+    for part in parts[1:]:
+        if part.images.shape[1:] != first.images.shape[1:]:
+            raise ValueError(
+                f"cannot concat {part.name}: image shape {tuple(part.images.shape[1:])} "
+                f"!= {tuple(first.images.shape[1:])}; resize them to one size and channel count first"
+            )
+    class_names = tuple(dict.fromkeys(c for p in parts for c in p.class_names))
+    labels = []
+    for part in parts:
+        remap = torch.tensor([class_names.index(c) for c in part.class_names] + [UNLABELED])
+        labels.append(remap[part.labels])  # UNLABELED (-1) indexes the appended -1
+    has_split = all(p.split is not None for p in parts)
+    has_groups = all(p.groups is not None for p in parts)
+    return ImageData(
+        images=torch.cat([p.images for p in parts]),
+        labels=torch.cat(labels),
+        class_names=class_names,
+        split=np.concatenate([p.split for p in parts]) if has_split else None,
+        groups=torch.cat([p.groups for p in parts]) if has_groups else None,
+        name=name or "+".join(p.name for p in parts),
+    )

@@ -1,0 +1,151 @@
+"""N-way K-shot Q-query episodes drawn from in-memory data with a seeded generator.
+
+learn2learn's task transforms (NWays, KShots) draw from Python's global ``random``
+state and load images one by one; these samplers draw from a ``torch.Generator`` (so
+two samplers never disturb each other) and gather a whole episode with one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from medfew.data.dataset import ImageData
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One few-shot task; labels are 0..n_way-1 in the order of ``classes``.
+
+    Attributes:
+        support: (n_way * n_shot, C, H, W) float images in [0, 1].
+        support_labels: (n_way * n_shot,) int64.
+        query: (n_way * n_query, C, H, W) float images in [0, 1].
+        query_labels: (n_way * n_query,) int64.
+        classes: (n_way,) class index in the source data of each episode label.
+    """
+
+    support: Tensor
+    support_labels: Tensor
+    query: Tensor
+    query_labels: Tensor
+    classes: Tensor
+
+    @property
+    def n_way(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class EpisodeIndices:
+    """Where an episode's images sit in its dataset: (n_way, n_shot) and (n_way, n_query)."""
+
+    support: Tensor
+    query: Tensor
+    classes: Tensor
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 images -> float32 in [0, 1]."""
+    return images.float().div_(255)
+
+
+class EpisodeSampler:
+    """Draws class-balanced episodes: n_way classes, n_shot + n_query images of each.
+
+    Every class of ``data`` must hold at least n_shot + n_query labelled images, so a
+    learner sees the same budgets whatever the raw class frequencies.
+    """
+
+    def __init__(self, data: ImageData, n_way: int, n_shot: int, n_query: int, device: str | None = None) -> None:
+        if min(n_way, n_shot, n_query) < 1:
+            raise ValueError(f"n_way, n_shot and n_query must be >= 1, got {n_way}, {n_shot}, {n_query}")
+        counts = data.class_counts()
+        present = [c for c in range(data.n_classes) if counts[c] > 0]
+        if n_way > len(present):
+            raise ValueError(
+                f"n_way = {n_way} but {data.name} has {len(present)} classes: "
+                f"{', '.join(data.class_names[c] for c in present)}"
+            )
+        for c in present:
+            if counts[c] < n_shot + n_query:
+                raise ValueError(
+                    f"{data.name}: class '{data.class_names[c]}' has {counts[c]} images; "
+                    f"n_shot + n_query = {n_shot + n_query}"
+                )
+        self.data = data
+        self.n_way, self.n_shot, self.n_query = n_way, n_shot, n_query
+        self.classes = torch.tensor(present)
+        self.members = [torch.nonzero(data.labels == c).flatten() for c in present]
+        self.images = data.images.to(device) if device else data.images
+
+    def sample_indices(self, generator: torch.Generator) -> EpisodeIndices:
+        chosen = torch.randperm(len(self.classes), generator=generator)[: self.n_way]
+        picks = torch.stack(
+            [
+                self.members[c][torch.randperm(len(self.members[c]), generator=generator)[: self.n_shot + self.n_query]]
+                for c in chosen.tolist()
+            ]
+        )
+        return EpisodeIndices(picks[:, : self.n_shot], picks[:, self.n_shot :], self.classes[chosen])
+
+    def load(self, indices: EpisodeIndices) -> Episode:
+        device = self.images.device
+        n_way = len(indices.classes)
+
+        def gather(idx: Tensor) -> tuple[Tensor, Tensor]:
+            images = to_float(self.images[rearrange(idx, "way shot -> (way shot)").to(device)])
+            labels = torch.arange(n_way, device=device).repeat_interleave(idx.shape[1])
+            return images, labels
+
+        support, support_labels = gather(indices.support)
+        query, query_labels = gather(indices.query)
+        return Episode(support, support_labels, query, query_labels, indices.classes)
+
+    def __iter__(self) -> Iterator[Episode]:
+        """Endless episodes from an unseeded generator; use ``episodes(seed)`` to reproduce."""
+        return self.episodes(torch.seed())
+
+    def episodes(self, seed: int) -> Iterator[Episode]:
+        generator = torch.Generator().manual_seed(seed)
+        while True:
+            yield self.load(self.sample_indices(generator))
+
+
+class EpisodeSet:
+    """A fixed list of episodes that every learner sees identically, identified by ``hash``."""
+
+    def __init__(self, sampler: EpisodeSampler, indices: list[EpisodeIndices]) -> None:
+        self.sampler = sampler
+        self.indices = indices
+
+    @classmethod
+    def draw(
+        cls, data: ImageData, n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int = 0
+    ) -> EpisodeSet:
+        sampler = EpisodeSampler(data, n_way, n_shot, n_query)
+        generator = torch.Generator().manual_seed(seed)
+        return cls(sampler, [sampler.sample_indices(generator) for _ in range(n_episodes)])
+
+    @property
+    def hash(self) -> str:
+        """sha256 (first 16 hex digits) of the dataset name and every episode's indices."""
+        digest = hashlib.sha256(self.sampler.data.name.encode())
+        for ep in self.indices:
+            for part in (ep.classes, ep.support, ep.query):
+                digest.update(part.numpy().astype("int64").tobytes())
+        return digest.hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Episode:
+        return self.sampler.load(self.indices[i])
+
+    def __iter__(self) -> Iterator[Episode]:
+        return (self.sampler.load(ep) for ep in self.indices)

@@ -1,0 +1,44 @@
+"""Size and channel policy, applied once to the whole in-memory dataset."""
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
+
+from medfew.data.dataset import ImageData
+
+
+def resize_images(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 (N, C, H, W) images to (N, C, size, size)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = [
+        F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        .round_()
+        .clamp_(0, 255)
+        .to(torch.uint8)
+        for part in images.split(chunk)
+    ]
+    return torch.cat(out)
+
+
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey -> RGB by repetition, RGB -> grey by luminance (ITU-R 601 weights)."""
+    if images.shape[1] == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if channels == 1:
+        return rgb_to_grayscale(images.float()).round_().clamp_(0, 255).to(torch.uint8)
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+
+
+def preprocess(data: ImageData, image_size: int | None = None, channels: int | None = None) -> ImageData:
+    """Resize to ``image_size`` and convert to ``channels``; None keeps what the source has."""
+    images = data.images
+    if image_size is not None:
+        images = resize_images(images, image_size)
+    if channels is not None:
+        images = convert_channels(images, channels)
+    return replace(data, images=images)

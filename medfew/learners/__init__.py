@@ -1,0 +1,3 @@
+from medfew.learners.base import Learner, PrepareContext
+
+__all__ = ["Learner", "PrepareContext"]

@@ -1,0 +1,59 @@
+"""The one interface every approach implements, so one protocol can score them all.
+
+In the spirit of easyfsl's few-shot classifiers, with the adapted state returned by
+``adapt`` rather than stored on the learner.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from medfew.data.dataset import ImageData
+from medfew.data.episodes import Episode
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What a learner may use before a task's labels are seen.
+
+    Attributes:
+        base: labelled data of the training classes (base classes in the episode
+            protocol; the labelled budget in the label-budget protocol), or None.
+        val: labelled data for model selection (val classes or the val split), or None.
+        unlabeled: images without labels for self-supervised pretraining, or None.
+        workdir: folder for this learner's checkpoints; a rerun resumes from it.
+        seed: the run's seed.
+    """
+
+    workdir: Path
+    seed: int = 0
+    base: ImageData | None = None
+    val: ImageData | None = None
+    unlabeled: ImageData | None = None
+
+
+class Learner(nn.Module, ABC):
+    """prepare(context) once, then adapt(support) -> state and predict(state, query) per task.
+
+    Images are float (B, C, H, W) in [0, 1]; labels are 0..n_way-1 and every class is
+    present in the support set.
+    """
+
+    def prepare(self, context: PrepareContext) -> None:
+        """Train on what may be used before any task is seen (default: nothing)."""
+
+    @abstractmethod
+    def adapt(self, support: Tensor, support_labels: Tensor, val: tuple[Tensor, Tensor] | None = None) -> Any:
+        """Learn from a labelled support set; return the state ``predict`` needs."""
+
+    @abstractmethod
+    def predict(self, state: Any, query: Tensor) -> Tensor:
+        """(n_query, n_way) class probabilities (rows sum to one)."""
+
+    def forward(self, episode: Episode) -> Tensor:
+        return self.predict(self.adapt(episode.support, episode.support_labels), episode.query)

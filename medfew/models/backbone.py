@@ -1,0 +1,179 @@
+"""Backbones: timm networks or Conv-4 as feature extractors, with safe weight loading.
+
+A backbone takes float (B, C, H, W) images in [0, 1], normalises them itself and returns
+(B, num_features) features. ``save_backbone`` writes a safetensors file whose metadata
+holds the spec needed to rebuild it, so every learner loads an export by path alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from medfew.models.conv4 import Conv4
+
+SPEC_KEY = "medfew_backbone"
+LOCAL_NETWORKS = {"conv4": Conv4}
+
+
+class Backbone(nn.Module):
+    """Normalising wrapper: ``net((x - mean) / std)`` with ``num_features`` outputs."""
+
+    def __init__(self, net: nn.Module, spec: dict[str, Any], mean: float = 0.5, std: float = 0.5) -> None:
+        super().__init__()
+        self.net = net
+        self.spec = spec
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        with torch.no_grad():
+            was_training = net.training
+            net.eval()
+            probe = torch.zeros(1, spec["in_chans"], spec["image_size"], spec["image_size"])
+            self.num_features = int(net(probe).shape[-1])
+            net.train(was_training)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def build_network(name: str, in_chans: int, model_kwargs: dict[str, Any]) -> nn.Module:
+    if name in LOCAL_NETWORKS:
+        return LOCAL_NETWORKS[name](in_chans=in_chans, **model_kwargs)
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, list(LOCAL_NETWORKS) + timm.list_models(), n=8)
+        raise KeyError(
+            f"unknown backbone '{name}'. Close names: {', '.join(close) or 'none'}; "
+            f"valid names are {', '.join(LOCAL_NETWORKS)} and every timm.list_models() name"
+        )
+    return timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans, **model_kwargs)
+
+
+def create_backbone(
+    name: str,
+    in_chans: int = 1,
+    image_size: int = 64,
+    pretrained: str | os.PathLike | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> Backbone:
+    """Build a backbone by name (``conv4`` or any timm model name).
+
+    Args:
+        name: network name.
+        in_chans: input channels (1 for grey scans, 3 for RGB).
+        image_size: input side length; a dry run at this size sets ``num_features``.
+        pretrained: None for random init; ``"timm"`` for timm's hub weights (needs
+            network); or a local file: a medfew export, or a timm / torch state dict
+            (safetensors, or a torch checkpoint read with ``weights_only=True``).
+        model_kwargs: extra keyword arguments for the network (e.g. ``img_size`` for ViT).
+    """
+    model_kwargs = dict(model_kwargs or {})
+    spec = {"name": name, "in_chans": in_chans, "image_size": image_size, "model_kwargs": model_kwargs}
+    if pretrained == "timm":
+        return hub_backbone(spec)
+    net = build_network(name, in_chans, model_kwargs)
+    if pretrained is None:
+        return Backbone(net, spec)
+    path = Path(pretrained)
+    saved = read_spec(path)
+    if saved is not None and saved["name"] != name:
+        raise ValueError(f"{path} holds a '{saved['name']}' backbone, but the config asks for '{name}'")
+    load_weights(net, read_state_dict(path), path)
+    mean, std = (saved.get("mean", 0.5), saved.get("std", 0.5)) if saved else imagenet_stats(net, in_chans)
+    return Backbone(net, spec | {"mean": mean, "std": std}, mean=mean, std=std)
+
+
+def hub_backbone(spec: dict[str, Any]) -> Backbone:
+    try:
+        net = timm.create_model(
+            spec["name"], pretrained=True, num_classes=0, in_chans=spec["in_chans"], **spec["model_kwargs"]
+        )
+    except Exception as error:  # timm raises many kinds of errors when offline
+        raise RuntimeError(
+            f"could not fetch timm's pretrained weights for '{spec['name']}' ({type(error).__name__}: {error}). "
+            "Offline? Download the weights elsewhere and set backbone.pretrained=/path/to/weights.safetensors"
+        ) from error
+    mean, std = imagenet_stats(net, spec["in_chans"])
+    return Backbone(net, spec | {"mean": mean, "std": std}, mean=mean, std=std)
+
+
+def imagenet_stats(net: nn.Module, in_chans: int) -> tuple[list[float], list[float]]:
+    """The normalisation that came with a network's pretrained weights, per input channel."""
+    cfg = getattr(net, "pretrained_cfg", {}) or {}
+    mean, std = list(cfg.get("mean", [0.5] * 3)), list(cfg.get("std", [0.5] * 3))
+    if in_chans == 1:
+        return [sum(mean) / len(mean)], [sum(std) / len(std)]
+    return mean[:in_chans], std[:in_chans]
+
+
+def read_spec(path: Path) -> dict[str, Any] | None:
+    """The medfew spec stored in a safetensors export, or None for other files."""
+    if path.suffix != ".safetensors" or not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return json.loads(meta[SPEC_KEY]) if SPEC_KEY in meta else None
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """Tensors from safetensors, or from a torch file with ``weights_only=True``."""
+    if not path.exists():
+        raise FileNotFoundError(f"weights file {path} not found")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint "
+            f"(weights_only=True loading failed: {error})"
+        ) from error
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def load_weights(net: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    """Load ``state`` into ``net``: adapt an RGB first conv to other channel counts, drop classifier keys."""
+    cfg = getattr(net, "pretrained_cfg", {}) or {}
+    first_conv = cfg.get("first_conv")
+    if first_conv and f"{first_conv}.weight" in state:
+        key = f"{first_conv}.weight"
+        wanted = net.state_dict()[key].shape[1]
+        if state[key].shape[1] != wanted:
+            state[key] = timm.models.adapt_input_conv(wanted, state[key])
+    classifier = cfg.get("classifier")
+    if classifier:
+        state = {k: v for k, v in state.items() if not k.startswith(f"{classifier}.")}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        detail = " ".join(str(error).splitlines()[:2])
+        raise ValueError(
+            f"{path} does not fit this {type(net).__name__} network (checkpoint from another architecture?): {detail}"
+        ) from error
+
+
+def save_backbone(backbone: Backbone, path: str | os.PathLike) -> Path:
+    """Write the backbone's weights and spec to one safetensors file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in backbone.net.state_dict().items()}
+    spec = backbone.spec | {"mean": backbone.mean.flatten().tolist(), "std": backbone.std.flatten().tolist()}
+    save_file(state, str(path), metadata={SPEC_KEY: json.dumps(spec)})
+    return path
+
+
+def load_backbone(path: str | os.PathLike) -> Backbone:
+    """Rebuild a backbone written by ``save_backbone``."""
+    path = Path(path)
+    spec = read_spec(path)
+    if spec is None:
+        raise ValueError(f"{path} is not a medfew backbone export (no '{SPEC_KEY}' metadata)")
+    return create_backbone(spec["name"], spec["in_chans"], spec["image_size"], pretrained=path, model_kwargs=spec["model_kwargs"])

@@ -1,0 +1,69 @@
+"""Lightning conventions shared by every trainer (SSL pretraining, meta-training).
+
+Checkpoints every epoch into ``<workdir>/checkpoints`` (``last.ckpt`` included), resume
+from it when the same command runs again, seed each epoch from (seed, epoch) so a resumed
+run draws the same augmentations and episodes as an uninterrupted one, and stop with a
+clear message on a non-finite loss, keeping the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+
+class EpochSeed(Callback):
+    """Reseed torch's global generator (used by kornia and dropout) at every epoch start."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Raise when the training loss is NaN or infinite (or above ``max_loss``)."""
+
+    def __init__(self, checkpoint_dir: Path, max_loss: float = 1e6) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.max_loss = max_loss
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        value = float(loss.detach()) if loss is not None else 0.0
+        if not math.isfinite(value) or value > self.max_loss:
+            last = self.checkpoint_dir / "last.ckpt"
+            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+            raise NonFiniteLossError(
+                f"training loss became {value} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+                f"stopped ({kept}). Lower the learning rate or check the input data."
+            )
+
+
+def build_trainer(workdir: str | Path, seed: int, logger: Any = False, **trainer_kwargs: Any) -> pl.Trainer:
+    """A Lightning Trainer with medfew's checkpoint, seeding and loss-guard callbacks."""
+    checkpoint_dir = Path(workdir) / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0, every_n_epochs=1),
+        EpochSeed(seed),
+        StopOnNonFiniteLoss(checkpoint_dir),
+        *trainer_kwargs.pop("callbacks", []),
+    ]
+    trainer_kwargs.setdefault("enable_model_summary", False)
+    return pl.Trainer(default_root_dir=str(workdir), logger=logger, callbacks=callbacks, **trainer_kwargs)
+
+
+def fit(trainer: pl.Trainer, module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
+    """``trainer.fit`` that resumes from ``<workdir>/checkpoints/last.ckpt`` when present."""
+    last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+    trainer.fit(module, *args, ckpt_path=str(last) if last.exists() else None, **kwargs)
