@@ -23,6 +23,8 @@ class ImageData:
         split: (N,) array of split names ("train", "val", "test") or None.
         groups: optional (N,) int64 tensor of patient / group ids.
         name: where the data came from (file or folder), used in error messages.
+        source: provenance and licence text.
+        filenames: optional (N,) array of each image's path in its source (for reports).
     """
 
     images: Tensor
@@ -32,6 +34,7 @@ class ImageData:
     groups: Tensor | None = None
     name: str = "data"
     source: str = field(default="", compare=False)
+    filenames: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -42,7 +45,8 @@ class ImageData:
         if self.images.shape[1] not in (1, 3):
             raise ValueError(f"{self.name}: images have {self.images.shape[1]} channels; expected 1 or 3")
         n = len(self.images)
-        for key, value in (("labels", self.labels), ("split", self.split), ("groups", self.groups)):
+        columns = {"labels": self.labels, "split": self.split, "groups": self.groups, "filenames": self.filenames}
+        for key, value in columns.items():
             if value is not None and len(value) != n:
                 raise ValueError(f"{self.name}: {n} images but {len(value)} {key}")
         labelled = self.labels[self.labels != UNLABELED]
@@ -75,6 +79,7 @@ class ImageData:
             groups=None if self.groups is None else self.groups[indices],
             name=self.name,
             source=self.source,
+            filenames=None if self.filenames is None else self.filenames[indices.numpy()],
         )
 
     def split_names(self) -> list[str]:
@@ -119,6 +124,7 @@ def concat(parts: Sequence[ImageData], name: str | None = None) -> ImageData:
         labels.append(remap[part.labels])  # UNLABELED (-1) indexes the appended -1
     has_split = all(p.split is not None for p in parts)
     has_groups = all(p.groups is not None for p in parts)
+    has_filenames = all(p.filenames is not None for p in parts)
     return ImageData(
         images=torch.cat([p.images for p in parts]),
         labels=torch.cat(labels),
@@ -126,4 +132,5 @@ def concat(parts: Sequence[ImageData], name: str | None = None) -> ImageData:
         split=np.concatenate([p.split for p in parts]) if has_split else None,
         groups=torch.cat([p.groups for p in parts]) if has_groups else None,
         name=name or "+".join(p.name for p in parts),
+        filenames=np.concatenate([p.filenames for p in parts]) if has_filenames else None,
     )

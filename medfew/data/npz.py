@@ -24,4 +24,5 @@ def load_labelled_npz(file: str, root: str | None = None) -> ImageData:
         class_names = tuple(str(c) for c in npz["class_names"])
         split = npz["split"].astype(str) if "split" in npz.files else None
         source = str(npz["source"]) if "source" in npz.files else ""
-    return ImageData(images, labels, class_names, split=split, name=path.name, source=source)
+        filenames = npz["filenames"].astype(str) if "filenames" in npz.files else None
+    return ImageData(images, labels, class_names, split=split, name=path.name, source=source, filenames=filenames)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from medfew.data.dataset import UNLABELED, ImageData
+from medfew.data.dataset import ImageData
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def label_budget(
     """Keep ``per_class`` labels per class, or ``fraction`` of each class (at least one).
 
     Exactly one of ``per_class`` and ``fraction`` is given. Sampling is stratified and
-    seeded; images not kept form the unlabeled pool.
+    seeded; every other image (also one that had no label) forms the unlabeled pool.
     """
     if (per_class is None) == (fraction is None):
         raise ValueError("give exactly one of per_class and fraction")
@@ -45,7 +45,6 @@ def label_budget(
     labelled = torch.cat(kept).sort().values
     mask = torch.ones(len(data), dtype=torch.bool)
     mask[labelled] = False
-    mask &= data.labels != UNLABELED
     return LabelBudget(labelled=labelled, unlabeled=torch.nonzero(mask).flatten())
 
 

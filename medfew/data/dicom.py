@@ -1,0 +1,133 @@
+"""DICOM folders: single-frame scans as uint8 images, unlabeled or labelled by subfolder.
+
+Pixel pipeline per file (DICOM PS3.3 C.11):
+1. Modality LUT: stored values -> modality units (e.g. Hounsfield) with RescaleSlope /
+   RescaleIntercept (or a Modality LUT Sequence), via ``pydicom.pixels.apply_modality_lut``.
+2. VOI windowing to 0..255: with WindowCenter c / WindowWidth w (the first pair when
+   several are listed) the linear function of C.11.2.1.2.1,
+   ``y = clip(((x - (c - 0.5)) / (w - 1) + 0.5) * 255, 0, 255)``; without a window, the
+   image's own min..max is stretched to 0..255 (a constant image gives 0). VOI LUT
+   sequences and the SIGMOID function are not applied (the linear window is used).
+3. MONOCHROME1 (white = low values) is inverted, ``255 - y``, so bright means high signal.
+RGB files with 8 bits per sample are kept as they are. Multi-frame files, other
+photometric interpretations, and files without pixel data are refused, naming the file.
+PatientID becomes ``groups`` (integer codes in sorted id order; a file without one gets a
+group of its own) so splits can keep a patient's scans together.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import torch
+from pydicom.pixels import apply_modality_lut
+
+from medfew.data.dataset import ImageData
+from medfew.data.folder import list_files, resolve_folder, stack_images
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def window_to_uint8(values: np.ndarray, center: float | None, width: float | None) -> np.ndarray:
+    """Modality values (H, W) -> uint8 with the DICOM linear VOI window, or min-max without one."""
+    values = values.astype(np.float64)
+    if center is not None and width is not None:
+        scaled = (values - (center - 0.5)) / max(width - 1, 1e-6) + 0.5
+    else:
+        low, high = values.min(), values.max()
+        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)
+
+
+def first_value(value) -> float | None:
+    """A DICOM number that may be multi-valued (its first value), or None when absent."""
+    if value is None or value == "":
+        return None
+    return float(value[0] if isinstance(value, pydicom.multival.MultiValue) else value)
+
+
+def read_dicom(path: Path) -> tuple[torch.Tensor, str | None]:
+    """One DICOM file -> ((C, H, W) uint8 image, PatientID or None); pipeline in the module docstring."""
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as error:  # pydicom raises InvalidDicomError, EOFError, ... for bad files
+        raise ValueError(f"cannot read DICOM file {path}: {type(error).__name__}: {error}") from error
+    if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        raise ValueError(f"DICOM file {path} has no pixel data (modality {ds.get('Modality', '?')}); not an image")
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise ValueError(f"DICOM file {path} has {frames} frames; medfew reads single-frame images")
+    try:
+        pixels = ds.pixel_array
+    except Exception as error:  # missing decoder plugins, damaged data
+        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown") if hasattr(ds, "file_meta") else "unknown"
+        raise ValueError(f"cannot decode the pixel data of {path} (transfer syntax {syntax}): {error}") from error
+    interpretation = str(ds.get("PhotometricInterpretation", ""))
+    if interpretation == "RGB" and pixels.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), patient_id(ds)
+    if interpretation not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ValueError(
+            f"DICOM file {path}: photometric interpretation {interpretation or 'missing'} "
+            f"({pixels.dtype}) is not supported; expected MONOCHROME1/2 or 8-bit RGB"
+        )
+    center, width = first_value(ds.get("WindowCenter")), first_value(ds.get("WindowWidth"))
+    if width is not None and width < 1:
+        raise ValueError(f"DICOM file {path}: WindowWidth {width} < 1 is invalid")
+    image = window_to_uint8(apply_modality_lut(pixels, ds), center, width)
+    if interpretation == "MONOCHROME1":
+        image = 255 - image
+    return torch.from_numpy(image)[None], patient_id(ds)
+
+
+def patient_id(ds: pydicom.Dataset) -> str | None:
+    value = str(ds.get("PatientID", "") or "").strip()
+    return value or None
+
+
+def group_codes(ids: list[str | None]) -> torch.Tensor | None:
+    """Integer code per file: equal PatientIDs share one; a missing id gets its own. None if no file has one."""
+    known = sorted({i for i in ids if i is not None})
+    if not known:
+        return None
+    code = {pid: n for n, pid in enumerate(known)}
+    extra = iter(range(len(known), len(known) + len(ids)))
+    return torch.tensor([code[i] if i is not None else next(extra) for i in ids], dtype=torch.long)
+
+
+def load_dicom_folder(
+    path: str | os.PathLike,
+    size: int | None = None,
+    labelled: bool = True,
+    channels: int | None = None,
+    root: str | os.PathLike | None = None,
+) -> ImageData:
+    """Load the .dcm / .dicom files under ``<root>/path`` (or an absolute ``path``).
+
+    Args:
+        path: with ``labelled``, a folder with one subfolder per class (files searched
+            recursively inside each); otherwise every DICOM file under it, unlabeled.
+        size: resize every image to size x size; required when image sizes differ.
+        channels: 1 or 3 to convert grey / RGB (3 repeats a grey scan).
+        labelled: read class subfolders (True) or an unlabeled pretraining pool (False).
+        root: data root used for a relative ``path`` (default ``$MEDFEW_DATA``).
+
+    Returns:
+        ImageData with (N, C, H, W) uint8 images, PatientID codes as ``groups`` and
+        ``filenames`` relative to the folder.
+    """
+    folder = resolve_folder(path, root)
+    files, labels, class_names = list_files(folder, DICOM_SUFFIXES, labelled)
+    images, ids = zip(*(read_dicom(f) for f in files))
+    return ImageData(
+        images=stack_images(images, files, size, channels),
+        labels=labels,
+        class_names=class_names,
+        groups=group_codes(list(ids)),
+        name=folder.name,
+        source=str(folder),
+        filenames=np.array([str(f.relative_to(folder)) for f in files]),
+    )

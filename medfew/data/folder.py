@@ -1,0 +1,198 @@
+"""Image folders: one subfolder per class (or a flat folder of unlabeled images).
+
+Pixel policy, per image (Pillow decodes the file):
+- 8-bit grey (``L``, and bilevel ``1`` as 0/255) -> 1 channel; ``RGB`` -> 3 channels;
+  a palette image (``P``) without transparency -> its RGB colours.
+- 16-bit grey (``I;16*``, or ``I`` with values in 0..65535) -> uint8 by linear full-range
+  scaling, ``round(value / 257)`` (65535 -> 255). Scans that use only 12 bits of a 16-bit
+  container therefore come out dark; window them before export if that matters.
+- Refused, naming the file and mode: alpha channels (``RGBA``, ``LA``, ``PA``, palette with
+  transparency: compositing would be a guess), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, float
+  ``F``, and ``I`` beyond 16 bits.
+- ``size`` resizes every image to size x size (antialiased bilinear; the aspect ratio is
+  not kept); ``channels`` converts grey <-> RGB (see ``preprocess.convert_channels``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from medfew.data.dataset import UNLABELED, ImageData
+from medfew.data.preprocess import convert_channels, resize_images
+from medfew.data.root import data_root
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def resolve_folder(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """``path`` if absolute, else ``<data root>/path``; it must be an existing folder."""
+    folder = Path(path) if Path(path).is_absolute() else data_root(root) / path
+    if not folder.exists():
+        raise FileNotFoundError(f"data folder {folder} not found (set MEDFEW_DATA / data.root to its parent)")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file; expected a folder")
+    return folder
+
+
+def class_folders(folder: Path, suffixes: Sequence[str]) -> dict[str, list[Path]]:
+    """Class name -> its files (sorted, searched recursively), one entry per subfolder.
+
+    Hidden entries are skipped. Raises when there are no class subfolders or one holds no
+    file with one of ``suffixes``.
+    """
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subfolders:
+        loose = len(find_files(folder, suffixes, recursive=False))
+        raise ValueError(
+            f"{folder} has no class subfolders (one folder per class expected; found {loose} files "
+            f"directly in it). For images without labels pass labelled=false"
+        )
+    classes = {p.name: find_files(p, suffixes) for p in subfolders}
+    for name, files in classes.items():
+        if not files:
+            raise ValueError(f"class folder {folder / name} is empty: no {'/'.join(suffixes)} files in it")
+    return classes
+
+
+def list_files(
+    folder: Path, suffixes: Sequence[str], labelled: bool
+) -> tuple[list[Path], torch.Tensor, tuple[str, ...]]:
+    """Files, (N,) labels and class names: from class subfolders, or every file unlabeled."""
+    if not labelled:
+        files = find_files(folder, suffixes)
+        if not files:
+            raise ValueError(f"{folder} holds no {'/'.join(suffixes)} files")
+        return files, torch.full((len(files),), UNLABELED), ()
+    classes = class_folders(folder, suffixes)
+    files = [f for members in classes.values() for f in members]
+    labels = torch.arange(len(classes)).repeat_interleave(torch.tensor([len(m) for m in classes.values()]))
+    return files, labels, tuple(classes)
+
+
+def find_files(folder: Path, suffixes: Sequence[str], recursive: bool = True) -> list[Path]:
+    """Non-hidden files under ``folder`` whose suffix (any case) is in ``suffixes``, sorted."""
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p
+        for p in candidates
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """One image file -> (C, H, W) uint8 tensor with C in {1, 3} (policy in the module docstring)."""
+    with decode(path) as image:
+        array = to_uint8(image, path)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous() if array.ndim == 3 else torch.from_numpy(array)[None]
+
+
+def decode(path: Path) -> Image.Image:
+    """Open and fully decode one file; a corrupt or truncated file raises naming it."""
+    image = None
+    try:
+        image = Image.open(path)
+        image.load()
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... for bad files
+        if image is not None:
+            image.close()
+        raise ValueError(f"cannot read image {path}: corrupt or truncated ({type(error).__name__}: {error})") from error
+    return image
+
+
+def to_uint8(image: Image.Image, path: Path) -> np.ndarray:
+    """A decoded Pillow image -> (H, W) or (H, W, 3) uint8 array."""
+    mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        mode = "P with transparency"
+    elif mode == "P":
+        return np.array(image.convert("RGB"))
+    if mode in ("L", "RGB"):
+        return np.array(image)
+    if mode == "1":
+        return np.array(image.convert("L"))
+    if mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ValueError(f"{path}: mode {mode} values span {values.min()}..{values.max()}; expected 16-bit")
+        return ((values * 255 + 32767) // 65535).astype(np.uint8)  # round(value / 257)
+    if mode in ALPHA_MODES or mode == "P with transparency":
+        hint = "it has an alpha channel; flatten it to RGB or grey first"
+    else:
+        hint = "convert it to 8/16-bit grey or RGB first"
+    raise ValueError(f"unsupported image mode {mode} in {path}: {hint}")
+
+
+def stack_images(
+    images: Sequence[torch.Tensor], files: Sequence[Path], size: int | None, channels: int | None
+) -> torch.Tensor:
+    """(C, H, W) uint8 images -> one (N, C, H, W) tensor after the size and channel policy.
+
+    Without ``size`` every image must have the same height and width; without ``channels``
+    the same channel count. Otherwise the error names two files that differ.
+    """
+    prepared = []
+    for image in images:
+        image = image[None]
+        if size is not None:
+            image = resize_images(image, size)
+        if channels is not None:
+            image = convert_channels(image, channels)
+        prepared.append(image)
+    first = prepared[0].shape[1:]
+    for image, file in zip(prepared, files):
+        if image.shape[1:] != first:
+            what, fix = ("channels", "channels=1 or 3") if image.shape[1] != first[0] else ("size", "size=<pixels>")
+            raise ValueError(
+                f"images differ in {what}: {files[0]} is {describe(prepared[0])}, {file} is {describe(image)}; "
+                f"pass {fix} to convert them all"
+            )
+    return torch.cat(prepared)
+
+
+def describe(image: torch.Tensor) -> str:
+    """'3 x 64 x 48' for a (1, C, H, W) tensor."""
+    return " x ".join(str(n) for n in image.shape[1:])
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    size: int | None = None,
+    channels: int | None = None,
+    labelled: bool = True,
+    root: str | os.PathLike | None = None,
+) -> ImageData:
+    """Load PNG/JPEG/BMP/TIFF images from ``<root>/path`` (or an absolute ``path``).
+
+    Args:
+        path: with ``labelled``, a folder with one subfolder per class (class names are the
+            sorted subfolder names; images are found recursively inside each); otherwise
+            every image under the folder, with labels ``UNLABELED``.
+        size: resize every image to size x size; required when image sizes differ.
+        channels: 1 or 3 to convert grey / RGB; required when a folder mixes them.
+        labelled: read class subfolders (True) or a pool of unlabeled images (False).
+        root: data root used for a relative ``path`` (default ``$MEDFEW_DATA``).
+
+    Returns:
+        ImageData with (N, C, H, W) uint8 images and ``filenames`` relative to the folder.
+    """
+    folder = resolve_folder(path, root)
+    files, labels, class_names = list_files(folder, IMAGE_SUFFIXES, labelled)
+    images = stack_images([read_image(f) for f in files], files, size, channels)
+    return ImageData(
+        images=images,
+        labels=labels,
+        class_names=class_names,
+        name=folder.name,
+        source=str(folder),
+        filenames=np.array([str(f.relative_to(folder)) for f in files]),
+    )

@@ -1,0 +1,126 @@
+"""DICOM files written here go through rescale + window (or min-max) to hand-computed uint8 values."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from medfew.data import UNLABELED, load_dicom_folder
+
+# Stored values; with slope 2 and intercept -1024 they are [[-1024, 0, 512], [1536, 2048, 3072]] HU.
+STORED = np.array([[0, 512, 768], [1280, 1536, 2048]], dtype=np.uint16)
+# Window c = 1024.5, w = 2049: y = ((x - 1024) / 2048 + 0.5) * 255, clipped, rounded.
+WINDOWED = [[0, 0, 64], [191, 255, 255]]
+# No window: min-max of the HU values, y = (x + 1024) / 4096 * 255.
+MIN_MAX = [[0, 64, 96], [159, 191, 255]]
+
+
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray | None = STORED,
+    window: tuple[float | list[float], float | list[float]] | None = (1024.5, 2049),
+    rescale: tuple[float, float] = (2, -1024),
+    interpretation: str = "MONOCHROME2",
+    patient: str | None = "P1",
+) -> Path:
+    """A single-frame CT file with 16-bit stored values (signed when ``pixels`` is int16)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, meta.MediaStorageSOPInstanceUID, "CT"
+    if patient is not None:
+        ds.PatientID = patient
+    if pixels is not None:
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, interpretation
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+        ds.PixelRepresentation = int(pixels.dtype == np.int16)
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+        if window is not None:
+            ds.WindowCenter, ds.WindowWidth = window
+        ds.PixelData = pixels.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("window", [(1024.5, 2049), ([1024.5, 40], [2049, 400])])  # several: the first
+def test_rescale_then_window(tmp_path: Path, window) -> None:
+    write_dicom(tmp_path / "scan.dcm", window=window)
+    data = load_dicom_folder(tmp_path, labelled=False)
+    assert data.images.shape == (1, 1, 2, 3)
+    assert data.images[0, 0].tolist() == WINDOWED
+
+
+def test_min_max_without_window_and_monochrome1_inverted(tmp_path: Path) -> None:
+    write_dicom(tmp_path / "a.dcm", window=None)
+    write_dicom(tmp_path / "b.dcm", window=None, interpretation="MONOCHROME1")
+    data = load_dicom_folder(tmp_path, labelled=False)
+    assert data.images[0, 0].tolist() == MIN_MAX
+    assert data.images[1, 0].tolist() == (255 - np.array(MIN_MAX)).tolist()
+
+
+def test_signed_pixels(tmp_path: Path) -> None:
+    write_dicom(tmp_path / "s.dcm", pixels=np.array([[-100, 0, 100, 700]], np.int16), window=None, rescale=(1, 0))
+    assert load_dicom_folder(tmp_path, labelled=False).images[0, 0].tolist() == [[0, 32, 64, 255]]
+
+
+def test_labelled_by_subfolder_with_patient_groups(tmp_path: Path) -> None:
+    write_dicom(tmp_path / "normal" / "series1" / "x.dcm", patient="P2")
+    write_dicom(tmp_path / "tumour" / "y.DCM", patient="P1")
+    write_dicom(tmp_path / "tumour" / "z.dcm", patient=None)
+    data = load_dicom_folder(tmp_path, channels=3)
+    assert data.class_names == ("normal", "tumour")
+    assert data.labels.tolist() == [0, 1, 1]
+    assert data.groups.tolist() == [1, 0, 2]  # sorted ids P1 -> 0, P2 -> 1; no id -> a group of its own
+    assert list(data.filenames) == ["normal/series1/x.dcm", "tumour/y.DCM", "tumour/z.dcm"]
+    assert data.images.shape == (3, 3, 2, 3) and data.images[0, 2].tolist() == WINDOWED
+
+
+def test_resize(tmp_path: Path) -> None:
+    write_dicom(tmp_path / "a.dcm")
+    write_dicom(tmp_path / "b.dcm", pixels=np.zeros((4, 5), np.uint16))
+    with pytest.raises(ValueError, match="differ in size"):
+        load_dicom_folder(tmp_path, labelled=False)
+    data = load_dicom_folder(tmp_path, size=8, labelled=False)
+    assert data.images.shape == (2, 1, 8, 8) and data.labels.tolist() == [UNLABELED, UNLABELED]
+
+
+def test_no_pixel_data_is_named(tmp_path: Path) -> None:
+    write_dicom(tmp_path / "ok.dcm")
+    empty = write_dicom(tmp_path / "report.dcm", pixels=None)
+    with pytest.raises(ValueError, match=f"DICOM file {empty} has no pixel data"):
+        load_dicom_folder(tmp_path, labelled=False)
+
+
+def test_not_dicom_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"not a dicom file at all")
+    with pytest.raises(ValueError, match=f"cannot read DICOM file {bad}"):
+        load_dicom_folder(tmp_path, labelled=False)
+
+
+def test_empty_and_missing_folders(tmp_path: Path) -> None:
+    (tmp_path / "normal").mkdir()
+    with pytest.raises(ValueError, match=f"class folder {tmp_path / 'normal'} is empty"):
+        load_dicom_folder(tmp_path)
+    with pytest.raises(ValueError, match="holds no .dcm/.dicom files"):
+        load_dicom_folder(tmp_path, labelled=False)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_dicom_folder(tmp_path / "missing")
+
+
+def test_data_config_instantiates(tmp_path: Path) -> None:
+    write_dicom(tmp_path / "scan.dcm")
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    with initialize_config_dir(str(configs), version_base="1.3"):
+        cfg = compose("audit", overrides=["data=dicom_folder", f"data.source.path={tmp_path}", "data.channels=3"])
+    data = instantiate(cfg.data.source)
+    assert data.images.shape == (1, 3, 64, 64) and len(data.class_names) == 0

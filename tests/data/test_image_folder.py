@@ -1,0 +1,173 @@
+"""Image folders written here round-trip to the exact uint8 pixels; bad folders raise naming the culprit."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+import torch
+from PIL import Image
+
+from medfew.data import UNLABELED, load_image_folder
+
+
+def grey(value: int, size: tuple[int, int] = (8, 6)) -> np.ndarray:
+    """A (H, W) uint8 ramp starting at ``value``."""
+    return (value + np.arange(size[0] * size[1]).reshape(size)).astype(np.uint8)
+
+
+def save(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    image.save(path)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """benign: 2 grey PNGs (8 x 6); malignant: 1 grey BMP, 1 grey TIFF (sorted names: benign first)."""
+    save(tmp_path / "benign" / "b1.png", grey(0))
+    save(tmp_path / "benign" / "b0.png", grey(100))
+    save(tmp_path / "malignant" / "m0.bmp", grey(50))
+    save(tmp_path / "malignant" / "sub" / "m1.tif", grey(150))
+    (tmp_path / "malignant" / "notes.txt").write_text("ignored")
+    return tmp_path
+
+
+def test_labelled_folder_round_trips(folder: Path) -> None:
+    data = load_image_folder(folder)
+    assert data.class_names == ("benign", "malignant")
+    assert data.labels.tolist() == [0, 0, 1, 1]
+    assert list(data.filenames) == ["benign/b0.png", "benign/b1.png", "malignant/m0.bmp", "malignant/sub/m1.tif"]
+    assert data.images.shape == (4, 1, 8, 6) and data.images.dtype == torch.uint8
+    for image, start in zip(data.images, (100, 0, 50, 150)):
+        assert torch.equal(image[0], torch.from_numpy(grey(start)))
+
+
+def test_relative_path_is_under_the_root(folder: Path) -> None:
+    data = load_image_folder(folder.name, root=folder.parent)
+    assert len(data) == 4
+
+
+def test_rgb_jpeg_and_channel_conversion(tmp_path: Path) -> None:
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    save(tmp_path / "a" / "x.jpg", rgb)
+    save(tmp_path / "b" / "y.png", rgb)
+    data = load_image_folder(tmp_path)
+    assert data.images.shape == (2, 3, 8, 8)
+    assert data.images[1, :, 0, 0].tolist() == [200, 100, 50]  # PNG is lossless
+    assert (data.images[0].int() - data.images[1].int()).abs().max() <= 3  # JPEG of a flat colour
+    as_grey = load_image_folder(tmp_path, channels=1)
+    assert as_grey.images[1, 0, 0, 0].item() == round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)
+
+
+def test_sixteen_bit_scaled_to_uint8(tmp_path: Path) -> None:
+    values = np.array([[0, 257, 65535], [128 * 257, 1000, 65534]], dtype=np.uint16)
+    for suffix in ("png", "tif"):
+        save(tmp_path / "scans" / f"s.{suffix}", values)
+    data = load_image_folder(tmp_path)
+    expected = [[0, 1, 255], [128, 4, 255]]  # round(value / 257)
+    assert data.images[:, 0].tolist() == [expected, expected]
+
+
+def test_palette_and_bilevel_images(tmp_path: Path) -> None:
+    save(tmp_path / "bilevel" / "c" / "b.png", np.array([[0, 255], [255, 0]], np.uint8), mode="1")
+    assert load_image_folder(tmp_path / "bilevel").images[0, 0].tolist() == [[0, 255], [255, 0]]
+    colours = np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8)
+    save(tmp_path / "palette" / "c" / "p.png", colours, mode="P")
+    assert load_image_folder(tmp_path / "palette").images[0].permute(1, 2, 0).tolist() == colours.tolist()
+
+
+def test_resize_to_common_size(tmp_path: Path) -> None:
+    save(tmp_path / "a" / "big.png", np.full((20, 10), 7, np.uint8))
+    save(tmp_path / "a" / "small.png", np.full((5, 5), 9, np.uint8))
+    data = load_image_folder(tmp_path, size=4)
+    assert data.images.shape == (2, 1, 4, 4)
+    assert data.images[:, 0, 0, 0].tolist() == [7, 9]
+
+
+def test_differing_sizes_need_size(tmp_path: Path) -> None:
+    first = save(tmp_path / "a" / "big.png", np.zeros((20, 10), np.uint8))
+    second = save(tmp_path / "a" / "small.png", np.zeros((5, 5), np.uint8))
+    with pytest.raises(ValueError, match="differ in size") as error:
+        load_image_folder(tmp_path)
+    assert str(first) in str(error.value) and str(second) in str(error.value) and "size=" in str(error.value)
+
+
+def test_mixed_grey_and_rgb_need_channels(tmp_path: Path) -> None:
+    save(tmp_path / "a" / "grey.png", np.zeros((4, 4), np.uint8))
+    rgb = save(tmp_path / "a" / "rgb.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="differ in channels") as error:
+        load_image_folder(tmp_path)
+    assert str(rgb) in str(error.value)
+    assert load_image_folder(tmp_path, channels=3).images.shape == (2, 3, 4, 4)
+
+
+def test_unlabeled_flat_folder(tmp_path: Path) -> None:
+    save(tmp_path / "one.png", grey(1))
+    save(tmp_path / "nested" / "two.png", grey(2))
+    data = load_image_folder(tmp_path, labelled=False)
+    assert data.class_names == () and data.labels.tolist() == [UNLABELED, UNLABELED]
+    assert list(data.filenames) == ["nested/two.png", "one.png"]
+
+
+def test_missing_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
+        load_image_folder(tmp_path / "nowhere")
+
+
+def test_no_class_folders(tmp_path: Path) -> None:
+    save(tmp_path / "loose.png", grey(0))
+    with pytest.raises(ValueError, match="no class subfolders.*found 1 files.*labelled=false"):
+        load_image_folder(tmp_path)
+
+
+def test_empty_class_folder_is_named(folder: Path) -> None:
+    (folder / "normal").mkdir()
+    (folder / "normal" / "readme.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=f"class folder {folder / 'normal'} is empty"):
+        load_image_folder(folder)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_image_is_named(folder: Path, damage: str) -> None:
+    target = folder / "benign" / "b1.png"
+    if damage == "truncate":
+        save(target, np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8))
+        target.write_bytes(target.read_bytes()[:200])
+    else:
+        target.write_bytes(b"this is not a png")
+    with pytest.raises(ValueError, match=f"cannot read image {target}: corrupt or truncated"):
+        load_image_folder(folder)
+
+
+@pytest.mark.parametrize(
+    ("mode", "suffix", "reason"),
+    [
+        ("RGBA", "png", "alpha channel"),
+        ("LA", "png", "alpha channel"),
+        ("CMYK", "jpg", "convert it"),
+        ("F", "tif", "convert it"),
+    ],
+)
+def test_unsupported_mode_is_named(folder: Path, mode: str, suffix: str, reason: str) -> None:
+    target = save(folder / "benign" / f"odd.{suffix}", grey(0), mode=mode)
+    with pytest.raises(ValueError, match=f"unsupported image mode {mode} in {target}: .*{reason}"):
+        load_image_folder(folder)
+
+
+def test_palette_with_transparency_is_refused(folder: Path) -> None:
+    target = folder / "benign" / "pal.png"
+    Image.fromarray(grey(0)).convert("P").save(target, transparency=0)
+    with pytest.raises(ValueError, match=f"mode P with transparency in {target}"):
+        load_image_folder(folder)
+
+
+def test_data_config_instantiates(folder: Path) -> None:
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    with initialize_config_dir(str(configs), version_base="1.3"):
+        cfg = compose("audit", overrides=["data=image_folder", f"data.source.path={folder}", "data.image_size=4"])
+    data = instantiate(cfg.data.source)
+    assert data.images.shape == (4, 1, 4, 4) and data.class_names == ("benign", "malignant")

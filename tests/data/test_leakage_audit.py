@@ -1,0 +1,93 @@
+"""Leakage audit: exact and near duplicates across splits, on synthetic data and the real Brain MRI."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medfew.data import ImageData, audit_duplicates, duplicate_indices
+
+from conftest import require_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def smooth_images(n: int, seed: int) -> torch.Tensor:
+    """(n, 1, 32, 32) uint8 images upsampled from random 4 x 4 grids (distinct perceptual hashes)."""
+    coarse = torch.rand(n, 1, 4, 4, generator=torch.Generator().manual_seed(seed)) * 255
+    return F.interpolate(coarse, size=32, mode="bilinear", align_corners=False).round().to(torch.uint8)
+
+
+@pytest.fixture
+def leaky() -> ImageData:
+    """train: 0..3; test: 4 = copy of 0, 5 = 1 brightened by 3, 6 new; val: 7 = copy of 4 (and so of 0)."""
+    base = smooth_images(5, seed=0)
+    brighter = (base[1:2].int() + 3).clamp(max=255).to(torch.uint8)
+    images = torch.cat([base[:4], base[0:1], brighter, base[4:5], base[0:1]])
+    split = np.array(["train"] * 4 + ["test"] * 3 + ["val"])
+    names = np.array([f"img{i}.png" for i in range(8)])
+    return ImageData(images, torch.zeros(8, dtype=torch.long), ("x",), split=split, name="leaky", filenames=names)
+
+
+def test_exact_and_near_pairs(leaky: ImageData) -> None:
+    report = audit_duplicates(leaky, threshold=4)
+    pairs = list(zip(report.first.tolist(), report.second.tolist(), report.exact.tolist()))
+    # train-val, train-test, val-test in that order; the earlier split first
+    assert pairs == [(0, 7, True), (0, 4, True), (1, 5, False), (7, 4, True)]
+    assert report.distance[:2].tolist() == [0, 0] and report.distance[2] <= 4
+    assert report.splits.tolist() == [["train", "val"], ["train", "test"], ["train", "test"], ["val", "test"]]
+    assert report.filenames[2].tolist() == ["img1.png", "img5.png"]
+    assert report.counts() == {
+        "exact_pairs": 3, "near_pairs": 1,
+        "train-test/exact_pairs": 1, "train-test/near_pairs": 1,
+        "train-val/exact_pairs": 1, "train-val/near_pairs": 0,
+        "val-test/exact_pairs": 1, "val-test/near_pairs": 0,
+        "train/images_involved": 2, "val/images_involved": 1, "test/images_involved": 2,
+    }  # fmt: skip
+    assert report.rows()[2] | {"distance": 0} == {
+        "kind": "near", "distance": 0, "first": 1, "second": 5, "first_split": "train",
+        "second_split": "test", "first_file": "img1.png", "second_file": "img5.png",
+    }  # fmt: skip
+
+
+def test_exact_only(leaky: ImageData) -> None:
+    report = audit_duplicates(leaky, threshold=None)
+    assert report.exact.all() and len(report) == 3
+
+
+def test_duplicate_indices_to_drop(leaky: ImageData) -> None:
+    assert duplicate_indices(leaky, "train").tolist() == [4, 5, 7]
+    assert duplicate_indices(leaky, "train", threshold=None).tolist() == [4, 7]
+    assert duplicate_indices(leaky, "test").tolist() == [0, 1, 7]
+    with pytest.raises(KeyError, match="leaky has no split 'holdout'"):
+        duplicate_indices(leaky, "holdout")
+
+
+def test_needs_two_splits(tiny_data: ImageData) -> None:
+    with pytest.raises(ValueError, match="tiny: a leakage audit needs at least two splits"):
+        audit_duplicates(tiny_data)
+    with pytest.raises(ValueError, match="threshold must be in 0..63"):
+        audit_duplicates(tiny_data, threshold=64)
+
+
+def test_brain_mri_cli(tmp_path: Path) -> None:
+    """The audit command on the real Brain MRI: no exact copies, 1622 near pairs at 4 bits."""
+    data_root = require_file("brain_tumor_mri_64.npz").parent
+    result = subprocess.run(
+        [sys.executable, "experiments/audit.py", "data=brain_mri", "threshold=4",
+         f"csv={tmp_path / 'pairs.csv'}", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, env=os.environ | {"MEDFEW_DATA": str(data_root)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"exact_pairs": 0' in result.stdout and '"near_pairs": 1622' in result.stdout
+    assert '"test/images_involved": 496' in result.stdout
+    with open(tmp_path / "pairs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1622 and {r["first_split"] for r in rows} == {"train"}
+    assert sum(r["first_label"] != r["second_label"] for r in rows) == 3

@@ -1,0 +1,94 @@
+"""Backbones: feature sizes, exact export / reload, RGB -> grey weight adaptation, refused checkpoints."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from medfew.models import create_backbone, load_backbone, save_backbone
+
+
+class Payload:
+    """Unpickling this runs ``open(marker, "w")``: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+@pytest.mark.parametrize(
+    ("name", "in_chans", "size", "features"), [("resnet18", 1, 32, 512), ("conv4", 1, 64, 1024), ("conv4", 3, 28, 64)]
+)
+def test_num_features(name: str, in_chans: int, size: int, features: int) -> None:
+    backbone = create_backbone(name, in_chans=in_chans, image_size=size).eval()
+    assert backbone.num_features == features
+    assert backbone(torch.rand(2, in_chans, size, size)).shape == (2, features)
+
+
+@pytest.mark.parametrize("name", ["conv4", "resnet18"])
+def test_export_reload_gives_identical_outputs(tmp_path: Path, name: str) -> None:
+    torch.manual_seed(0)
+    backbone = create_backbone(name, in_chans=1, image_size=32).eval()
+    reloaded = load_backbone(save_backbone(backbone, tmp_path / "export.safetensors")).eval()
+    x = torch.rand(3, 1, 32, 32)
+    assert reloaded.spec["name"] == name and reloaded.num_features == backbone.num_features
+    assert torch.equal(backbone(x), reloaded(x))
+
+
+@pytest.mark.parametrize("suffix", ["safetensors", "pt"])
+def test_rgb_timm_weights_adapt_to_one_channel(tmp_path: Path, suffix: str) -> None:
+    torch.manual_seed(0)
+    rgb = timm.create_model("resnet18", in_chans=3)  # with its 1000-class fc head
+    state = {k: v.contiguous() for k, v in rgb.state_dict().items()}
+    path = tmp_path / f"resnet18.{suffix}"
+    save_file(state, str(path)) if suffix == "safetensors" else torch.save(state, path)
+    grey = create_backbone("resnet18", in_chans=1, image_size=32, pretrained=path)
+    assert torch.allclose(grey.net.conv1.weight, state["conv1.weight"].sum(1, keepdim=True))
+    assert torch.equal(grey.net.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+    assert grey.mean.flatten().tolist() == pytest.approx([sum(timm.data.IMAGENET_DEFAULT_MEAN) / 3])
+
+
+def test_unknown_backbone_lists_close_names() -> None:
+    with pytest.raises(KeyError, match="unknown backbone 'resnet_18'. Close names: .*resnet18"):
+        create_backbone("resnet_18")
+
+
+def test_checkpoint_from_another_architecture(tmp_path: Path) -> None:
+    export = save_backbone(create_backbone("conv4", image_size=32), tmp_path / "conv4.safetensors")
+    with pytest.raises(ValueError, match="holds a 'conv4' backbone, but the config asks for 'resnet18'"):
+        create_backbone("resnet18", image_size=32, pretrained=export)
+    state = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in timm.create_model("resnet18").state_dict().items()}, str(state))
+    with pytest.raises(ValueError, match="resnet18.safetensors does not fit this ResNet network \\(checkpoint from"):
+        create_backbone("resnet34", image_size=32, pretrained=state)
+
+
+def test_pickled_payload_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": create_backbone("conv4").net.state_dict(), "extra": Payload(marker)}, path)
+    with pytest.raises(ValueError, match=f"refusing to load {path}: it is not a plain tensor checkpoint"):
+        create_backbone("conv4", pretrained=path)
+    assert not marker.exists()
+    with pytest.raises(FileNotFoundError, match="absent.pt not found"):
+        create_backbone("conv4", pretrained=tmp_path / "absent.pt")
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(1)}, str(plain))
+    with pytest.raises(ValueError, match="plain.safetensors is not a medfew backbone export"):
+        load_backbone(plain)
+
+
+def test_offline_hub_weights_give_a_clear_error() -> None:
+    code = "from medfew.models import create_backbone; create_backbone('resnet18', pretrained='timm')"
+    offline = os.environ | {"HF_HUB_OFFLINE": "1"}  # fail at once instead of retrying for a minute
+    result = subprocess.run([sys.executable, "-c", code], env=offline, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "could not fetch timm's pretrained weights for 'resnet18'" in result.stderr
+    assert "backbone.pretrained=/path/to/weights.safetensors" in result.stderr
