@@ -22,9 +22,17 @@ class EpochSeed(Callback):
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.seeded_epoch = -1
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
+        self.seeded_epoch = trainer.current_epoch
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch, batch_idx: int) -> None:
+        # Lightning skips on_train_epoch_start for the first epoch after resuming from an
+        # end-of-epoch checkpoint; seed that epoch here, before its first step
+        if self.seeded_epoch != trainer.current_epoch:
+            self.on_train_epoch_start(trainer, module)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,7 +62,11 @@ def build_trainer(workdir: str | Path, seed: int, logger: Any = False, **trainer
     """A Lightning Trainer with medfew's checkpoint, seeding and loss-guard callbacks."""
     checkpoint_dir = Path(workdir) / "checkpoints"
     callbacks = [
-        ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0, every_n_epochs=1),
+        # top-1 without a monitor = the latest epoch, overwritten under one name (Lightning's
+        # save_last with save_top_k=0 writes last.ckpt only when training ends)
+        ModelCheckpoint(
+            dirpath=checkpoint_dir, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
+        ),
         EpochSeed(seed),
         StopOnNonFiniteLoss(checkpoint_dir),
         *trainer_kwargs.pop("callbacks", []),

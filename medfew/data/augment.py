@@ -1,13 +1,20 @@
 """Medical augmentation presets applied to whole batches, random parameters per image.
 
-kornia draws every parameter per image in the batch (torchvision.transforms.v2 applied
-to a batch tensor draws one set for the whole batch, which is wrong here).
+Every parameter is drawn per image in the batch (torchvision.transforms.v2 applied to a
+batch tensor draws one set for the whole batch, which is wrong here). The steps are fused
+into a few batch-wide kernels — one affine resampling for crop, rotation and flips, then
+element-wise intensity changes, a separable blur and noise — so that augmenting a batch
+costs little next to a training step, on CPU and GPU alike.
 """
 
+from __future__ import annotations
+
+import math
 from collections.abc import Sequence
 
-import kornia.augmentation as K
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 
 def medical_augment(
@@ -25,36 +32,100 @@ def medical_augment(
     noise_std: float = 0.03,
     noise_prob: float = 0.2,
 ) -> nn.Module:
-    """A batch augmentation for float (B, C, H, W) images in [0, 1].
+    """A batch augmentation for float (B, C, H, W) images in [0, 1] -> (B, C, image_size, image_size).
 
-    Geometry: random resized crop (scale ``crop_scale``), rotation by up to ``rotation``
-    degrees, flips. Intensity (no hue or saturation, so grey scans stay grey):
-    brightness, contrast and gamma, Gaussian blur and Gaussian noise. A value of 0 turns
-    a step off.
+    Geometry: random resized crop (area fraction ``crop_scale``, aspect ratio 3/4..4/3),
+    rotation by up to ``rotation`` degrees, flips. Intensity (no hue or saturation, so
+    grey scans stay grey): additive brightness, multiplicative contrast and gamma, each
+    with probability ``intensity_prob``; Gaussian blur (sigma in ``blur_sigma``) and
+    Gaussian noise. A value of 0 turns a step off.
     """
-    steps: list[nn.Module] = [K.RandomResizedCrop((image_size, image_size), scale=tuple(crop_scale))]
-    if rotation:
-        steps.append(K.RandomRotation(degrees=rotation, p=1.0))
-    if hflip:
-        steps.append(K.RandomHorizontalFlip(p=hflip))
-    if vflip:
-        steps.append(K.RandomVerticalFlip(p=vflip))
-    if brightness:
-        steps.append(K.RandomBrightness(brightness=(1 - brightness, 1 + brightness), p=intensity_prob))
-    if contrast:
-        steps.append(K.RandomContrast(contrast=(1 - contrast, 1 + contrast), p=intensity_prob))
-    if gamma and tuple(gamma) != (1.0, 1.0):
-        steps.append(K.RandomGamma(gamma=tuple(gamma), p=intensity_prob))
-    if blur_prob:
-        kernel = max(3, (image_size // 16) | 1)
-        steps.append(K.RandomGaussianBlur((kernel, kernel), sigma=tuple(blur_sigma), p=blur_prob))
-    if noise_prob and noise_std:
-        steps.append(K.RandomGaussianNoise(std=noise_std, p=noise_prob))
-    return nn.Sequential(*steps, Clamp())
+    return MedicalAugment(
+        image_size, tuple(crop_scale), rotation, hflip, vflip, brightness, contrast,
+        tuple(gamma) if gamma else None, intensity_prob, blur_prob, tuple(blur_sigma), noise_std, noise_prob,
+    )
 
 
-class Clamp(nn.Module):
-    """Keep augmented intensities in [0, 1]."""
+class MedicalAugment(nn.Module):
+    """The fused augmentation built by ``medical_augment`` (see there for the arguments)."""
 
-    def forward(self, x):
-        return x.clamp(0, 1)
+    def __init__(
+        self, image_size: int, crop_scale: tuple[float, float], rotation: float, hflip: float, vflip: float,
+        brightness: float, contrast: float, gamma: tuple[float, float] | None, intensity_prob: float,
+        blur_prob: float, blur_sigma: tuple[float, float], noise_std: float, noise_prob: float,
+    ) -> None:
+        super().__init__()
+        self.image_size = image_size
+        self.crop_scale = crop_scale
+        self.rotation = math.radians(rotation)
+        self.hflip, self.vflip = hflip, vflip
+        self.brightness, self.contrast, self.gamma = brightness, contrast, gamma
+        self.intensity_prob = intensity_prob
+        self.blur_prob, self.blur_sigma = blur_prob, blur_sigma
+        self.blur_kernel = max(3, (image_size // 16) | 1)
+        self.noise_std, self.noise_prob = noise_std, noise_prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.geometry(x)
+        x = self.intensity(x)
+        if self.blur_prob:
+            x = self.blur(x)
+        if self.noise_prob and self.noise_std:
+            chosen = torch.nonzero(self.draw(len(x), x.device) < self.noise_prob).flatten()
+            x[chosen] += self.noise_std * torch.randn((len(chosen), *x.shape[1:]), device=x.device, dtype=x.dtype)
+        return x.clamp_(0, 1)
+
+    @staticmethod
+    def draw(n: int, device: torch.device, low: float = 0.0, high: float = 1.0) -> Tensor:
+        return low + (high - low) * torch.rand(n, device=device)
+
+    def geometry(self, x: Tensor) -> Tensor:
+        """One bilinear resampling: output pixel p reads input c + diag(w, h) R F p (normalised coords)."""
+        n, device = len(x), x.device
+        area = self.draw(n, device, *self.crop_scale)
+        ratio = torch.exp(self.draw(n, device, math.log(3 / 4), math.log(4 / 3)))
+        w, h = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
+        cx, cy = (1 - w) * self.draw(n, device, -1, 1), (1 - h) * self.draw(n, device, -1, 1)
+        angle = self.draw(n, device, -self.rotation, self.rotation)
+        fx = 1 - 2 * (self.draw(n, device) < self.hflip).float()
+        fy = 1 - 2 * (self.draw(n, device) < self.vflip).float()
+        cos, sin = angle.cos(), angle.sin()
+        theta = torch.stack(
+            [torch.stack([w * cos * fx, -w * sin * fy, cx], 1), torch.stack([h * sin * fx, h * cos * fy, cy], 1)], 1
+        )
+        size = (n, x.shape[1], self.image_size, self.image_size)
+        grid = F.affine_grid(theta.to(x.dtype), size, align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def intensity(self, x: Tensor) -> Tensor:
+        n, device = len(x), x.device
+
+        def factor(low: float, high: float, neutral: float) -> Tensor:
+            chosen = self.draw(n, device) < self.intensity_prob
+            return torch.where(chosen, self.draw(n, device, low, high), neutral).view(-1, 1, 1, 1)
+
+        if self.brightness:
+            x.add_(factor(-self.brightness, self.brightness, 0.0)).clamp_(0, 1)
+        if self.contrast:
+            x.mul_(factor(1 - self.contrast, 1 + self.contrast, 1.0)).clamp_(0, 1)
+        if self.gamma and self.gamma != (1.0, 1.0):
+            x.pow_(factor(*self.gamma, 1.0))
+        return x
+
+    def blur(self, x: Tensor) -> Tensor:
+        """Separable Gaussian blur (reflect border) of the images drawn for it, sigma per image."""
+        chosen = torch.nonzero(self.draw(len(x), x.device) < self.blur_prob).flatten()
+        if len(chosen) == 0:
+            return x
+        sigma = self.draw(len(chosen), x.device, *self.blur_sigma).view(-1, 1)
+        k, r = self.blur_kernel, self.blur_kernel // 2
+        t = torch.arange(k, device=x.device, dtype=x.dtype) - r
+        kernel = torch.exp(-(t**2) / (2 * sigma**2))
+        kernel = (kernel / kernel.sum(1, keepdim=True)).view(-1, k, 1, 1, 1)  # (m, k, 1, 1, 1)
+        part = x[chosen]
+        h, w = part.shape[-2:]
+        padded = F.pad(part, (r, r, 0, 0), mode="reflect")
+        part = sum(kernel[:, j] * padded[..., j : j + w] for j in range(k))
+        padded = F.pad(part, (0, 0, r, r), mode="reflect")
+        x[chosen] = sum(kernel[:, j] * padded[..., j : j + h, :] for j in range(k))
+        return x

@@ -1,0 +1,147 @@
+"""``pretrain``: one call from an unlabeled pool to an exported backbone file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger
+
+from medfew.data.dataset import ImageData
+from medfew.models import Backbone, save_backbone
+from medfew.ssl.barlow_twins import BarlowTwins
+from medfew.ssl.base import SSLMethod
+from medfew.ssl.byol import BYOL
+from medfew.ssl.dino import DINO
+from medfew.ssl.moco import MoCo
+from medfew.ssl.module import SSLModule
+from medfew.ssl.monitor import KnnMonitor
+from medfew.ssl.simclr import SimCLR
+from medfew.ssl.simsiam import SimSiam
+from medfew.ssl.vicreg import VICReg
+from medfew.ssl.views import Augment, Views, build_augment
+from medfew.training import build_trainer, fit
+
+METHODS: dict[str, type[SSLMethod]] = {
+    "simclr": SimCLR,
+    "moco": MoCo,
+    "byol": BYOL,
+    "simsiam": SimSiam,
+    "dino": DINO,
+    "barlow_twins": BarlowTwins,
+    "vicreg": VICReg,
+}
+EXPORT_NAME = "backbone.safetensors"
+
+
+def build_method(method: str | Callable[[Backbone], SSLMethod], backbone: Backbone) -> SSLMethod:
+    """A method by name (paper defaults) or from a callable such as a Hydra partial of its class."""
+    if callable(method):
+        return method(backbone)
+    if method not in METHODS:
+        raise KeyError(f"unknown SSL method '{method}'; valid methods are {', '.join(METHODS)}")
+    return METHODS[method](backbone)
+
+
+def pretrain(
+    data: ImageData,
+    workdir: str | os.PathLike,
+    seed: int = 0,
+    *,
+    method: str | Callable[[Backbone], SSLMethod] = "simclr",
+    backbone: Callable[[], Backbone],
+    augment: Augment | None = None,
+    epochs: int = 100,
+    batch_size: int = 256,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    warmup_epochs: int | None = None,
+    trainer: Mapping[str, Any] | None = None,
+    logger: Any = None,
+    monitor: ImageData | None = None,
+    knn_k: int = 20,
+) -> Path:
+    """Self-supervised pretraining of ``backbone()`` on ``data``'s images (labels unused).
+
+    Returns ``<workdir>/backbone.safetensors`` (load it with ``medfew.models.load_backbone``
+    or ``create_backbone(..., pretrained=path)``). A finished workdir returns its export
+    at once; an interrupted one resumes from ``<workdir>/checkpoints/last.ckpt``.
+
+    Args:
+        data: the pool; uint8 images (N, C, H, W), labels ignored.
+        workdir: run folder (checkpoints, ``knn.csv``, ``metrics.csv``, ``pretrain.json``, export).
+        seed: seeds initialisation, shuffling and augmentation.
+        method: a name in ``METHODS`` or a callable ``backbone -> SSLMethod``.
+        backbone: zero-argument callable building a fresh Backbone.
+        augment: medical_augment keyword arguments, or a batch augmentation callable.
+        epochs, batch_size: training length and per-device batch size (last partial batch dropped).
+        optimizer, lr, weight_decay, warmup_epochs: override the method's paper ``recipe``
+            (lr is per 256 images); warmup is capped at a tenth of ``epochs``.
+        trainer: extra ``pytorch_lightning.Trainer`` keyword arguments (devices, strategy, precision ...).
+        logger: a Lightning logger (or list); default: CSV in the workdir.
+        monitor: small labelled split for the per-epoch kNN accuracy, or None.
+        knn_k: neighbours of the kNN monitor.
+    """
+    workdir = Path(workdir)
+    export = workdir / EXPORT_NAME
+    if len(data) < batch_size:
+        raise ValueError(f"{data.name}: {len(data)} images in the pool, fewer than batch_size = {batch_size}")
+    pl.seed_everything(seed, verbose=False)
+    ssl = build_method(method, backbone())
+    overrides = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs}
+    recipe = dataclasses.replace(ssl.recipe, **{k: v for k, v in overrides.items() if v is not None})
+    recipe = dataclasses.replace(recipe, warmup_epochs=min(recipe.warmup_epochs, epochs // 10))
+    settings = {
+        "method": type(ssl).__name__,
+        "backbone": ssl.encoder.spec,
+        "data": data.name,
+        "n_images": len(data),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "recipe": dataclasses.asdict(recipe),
+    }
+    check_settings(workdir / "pretrain.json", settings)
+    if export.exists():
+        return export
+    views = Views(build_augment(augment, data.images.shape[-1]), ssl.view_spec, data.images.shape[-1])
+    module = SSLModule(ssl, views, data.images, recipe, batch_size, seed)
+    kwargs = {k: v for k, v in dict(trainer or {}).items() if k != "max_epochs"}  # ``epochs`` decides
+    callbacks = list(kwargs.pop("callbacks", []))
+    if monitor is not None:
+        callbacks.append(KnnMonitor(monitor, workdir / "knn.csv", knn_k))
+    kwargs.setdefault("precision", "16-mixed" if torch.cuda.is_available() else "32-true")
+    pl_trainer = build_trainer(
+        workdir, seed, logger=CSVLogger(workdir, name="logs") if logger is None else logger,
+        max_epochs=epochs, callbacks=callbacks, **kwargs,
+    )
+    if pl_trainer.is_global_zero:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "pretrain.json").write_text(json.dumps(settings, indent=2))
+    fit(pl_trainer, module)
+    if pl_trainer.is_global_zero:
+        partial = export.with_suffix(".partial")
+        save_backbone(ssl.encoder, partial)
+        os.replace(partial, export)  # atomic: an export on disk always means a finished run
+    pl_trainer.strategy.barrier()
+    return export
+
+
+def check_settings(path: Path, settings: dict[str, Any]) -> None:
+    """Refuse to resume or reuse a workdir whose recorded run differs from this one."""
+    if not path.exists():
+        return
+    saved, settings = json.loads(path.read_text()), json.loads(json.dumps(settings))
+    differ = [f"{k}: {saved.get(k)} there, {v} now" for k, v in settings.items() if saved.get(k) != v]
+    if differ:
+        raise ValueError(
+            f"{path.parent} holds a pretraining run with other settings ({'; '.join(differ)}); "
+            "use another workdir or delete that one"
+        )

@@ -1,0 +1,53 @@
+import numpy as np
+import torch
+from torch import nn
+
+from medfew.data import UNLABELED, ImageData
+from medfew.ssl import knn_accuracy, pool_and_monitor
+from medfew.ssl.monitor import halves
+
+
+class MeanBrightness(nn.Module):
+    """(B, C, H, W) -> (B, 2) features whose direction encodes the mean intensity."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3)) * self.scale
+        return torch.stack([torch.cos(m * 1.5), torch.sin(m * 1.5)], dim=1)
+
+
+def constant_images(levels: list[int], per_class: int) -> ImageData:
+    """Class c: per_class images of constant intensity levels[c] (+-2)."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(len(levels)).repeat_interleave(per_class)
+    base = torch.tensor(levels)[labels].view(-1, 1, 1, 1)
+    images = (base + torch.randint(-2, 3, (len(labels), 1, 4, 4), generator=generator)).to(torch.uint8)
+    return ImageData(images, labels, tuple(f"c{i}" for i in range(len(levels))))
+
+
+def test_knn_accuracy_is_one_on_separable_features_and_chance_when_features_are_equal():
+    data = constant_images([20, 100, 180, 250], per_class=6)
+    bank, query = halves(data)
+    assert len(bank) == len(query) == 12 and torch.equal(bank.class_counts(), torch.full((4,), 3))
+    assert knn_accuracy(MeanBrightness(), bank, query, k=3) == 1.0
+    constant = MeanBrightness()
+    constant.scale.data.zero_()  # every image -> the same feature
+    assert knn_accuracy(constant, bank, query, k=12) == 0.25
+
+
+def test_pool_and_monitor_are_disjoint_and_the_pool_has_no_labels(pbc32):
+    pool, monitor = pool_and_monitor(pbc32, monitor_per_class=2, seed=0)
+    assert len(monitor) == 16 and torch.equal(monitor.class_counts(), torch.full((8,), 2))
+    assert len(pool) == 16 and bool((pool.labels == UNLABELED).all())
+    flat = lambda d: {bytes(img.numpy()) for img in d.images}  # noqa: E731
+    assert not flat(pool) & flat(monitor)
+
+
+def test_with_official_splits_the_pool_is_the_train_split(tiny_data):
+    split = np.array(["train", "test"] * 20)
+    data = ImageData(tiny_data.images, tiny_data.labels, tiny_data.class_names, split=split)
+    pool, monitor = pool_and_monitor(data, monitor_per_class=2)
+    assert len(pool) == 20 and len(monitor) == 8 and set(monitor.split) == {"test"}

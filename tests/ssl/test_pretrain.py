@@ -1,0 +1,65 @@
+import csv
+import functools
+import math
+
+import pytest
+import torch
+
+from medfew.models import create_backbone, load_backbone
+from medfew.ssl import METHODS, pretrain
+
+TRAINER = dict(accelerator="cpu", enable_progress_bar=False, log_every_n_steps=1)
+
+
+def run(data, workdir, name, heads, backbone, **kwargs):
+    method = functools.partial(METHODS[name], **heads[name])
+    options = dict(epochs=2, batch_size=8, trainer=TRAINER) | kwargs
+    return pretrain(data, workdir, 0, method=method, backbone=backbone, **options)
+
+
+def checkpoint_encoder(workdir, name, backbone) -> torch.nn.Module:
+    """The trained encoder rebuilt from the Lightning checkpoint (loaded weights-only)."""
+    state = torch.load(workdir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "method.teacher_backbone." if name == "dino" else "method.backbone."
+    encoder = backbone()
+    encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return encoder.eval()
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_pretrains_and_its_export_reloads_identically(name, pbc32, tmp_path, tiny_heads, tiny_backbone):
+    export = run(pbc32.unlabeled(), tmp_path, name, tiny_heads, tiny_backbone, monitor=pbc32)
+    with (tmp_path / "logs" / "version_0" / "metrics.csv").open() as f:
+        losses = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+    assert len(losses) == 2 * 4 and all(math.isfinite(x) for x in losses)
+    with (tmp_path / "knn.csv").open() as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [-1, 0, 1]
+    trained, reloaded = checkpoint_encoder(tmp_path, name, tiny_backbone), load_backbone(export).eval()
+    initial = tiny_backbone().eval()  # pretrain seeds the same initialisation
+    x = pbc32.images[:4].float() / 255
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), trained(x))
+        assert not torch.allclose(reloaded(x), initial(x))
+    assert reloaded.spec == tiny_backbone().spec | {"mean": [0.5], "std": [0.5]}
+
+
+def test_a_finished_workdir_returns_its_export_without_training(pbc32, tmp_path, tiny_heads, tiny_backbone):
+    export = run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, epochs=1)
+    stamp = export.stat().st_mtime_ns
+    assert run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, epochs=1) == export
+    assert export.stat().st_mtime_ns == stamp and not (tmp_path / "logs" / "version_1").exists()
+    with pytest.raises(ValueError, match="other settings.*epochs: 1 there, 3 now"):
+        run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, epochs=3)
+
+
+def test_bad_settings_name_the_culprit(pbc32, tmp_path, tiny_heads, tiny_backbone):
+    with pytest.raises(ValueError, match="32 images in the pool, fewer than batch_size = 64"):
+        run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, batch_size=64)
+    with pytest.raises(ValueError, match="unknown optimizer 'adam'; valid ones are sgd, lars, adamw"):
+        run(pbc32, tmp_path / "b", "simclr", tiny_heads, tiny_backbone, optimizer="adam")
+
+
+def test_any_timm_backbone_works(pbc32, tmp_path, tiny_heads):
+    backbone = functools.partial(create_backbone, "resnet18", 3, 32)
+    export = run(pbc32, tmp_path, "byol", tiny_heads, backbone, epochs=1, batch_size=16)
+    assert load_backbone(export).num_features == 512
