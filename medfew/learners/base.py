@@ -28,6 +28,7 @@ class PrepareContext:
         unlabeled: images without labels for self-supervised pretraining, or None.
         workdir: folder for this learner's checkpoints; a rerun resumes from it.
         seed: the run's seed.
+        logger: a W&B run (``medfew.tracking.start_wandb``) to log training to, or None.
     """
 
     workdir: Path
@@ -35,6 +36,7 @@ class PrepareContext:
     base: ImageData | None = None
     val: ImageData | None = None
     unlabeled: ImageData | None = None
+    logger: Any = None
 
 
 class Learner(nn.Module, ABC):

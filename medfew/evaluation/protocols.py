@@ -1,0 +1,230 @@
+"""The two evaluation protocols: fixed few-shot episodes on novel classes, and label budgets.
+
+A protocol lists its settings (shots, labels per class, label fraction), says what a
+learner may see before its tasks (``PrepareContext``) and yields the tasks of one
+(setting, seed) with a hash that identifies exactly which images they hold, so every
+learner is scored on identical data and every result row can prove it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from medfew.data.dataset import ImageData, concat
+from medfew.data.episodes import EpisodeSet, to_float
+from medfew.data import splits
+from medfew.learners.base import PrepareContext
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point on the label-efficiency axis: ``kind`` is shots, per_class or fraction."""
+
+    kind: str
+    value: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}={self.value:g}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One support / query problem; labels are 0..n_way-1 naming ``classes`` in order.
+
+    Attributes:
+        support: (n_support, C, H, W) float in [0, 1]; support_labels (n_support,).
+        query: (n_query, C, H, W) float in [0, 1]; query_labels (n_query,).
+        classes: source class name of each label.
+        val: (images, labels) for early stopping, or None.
+        episode: index of the task within its (setting, seed).
+    """
+
+    support: Tensor
+    support_labels: Tensor
+    query: Tensor
+    query_labels: Tensor
+    classes: tuple[str, ...]
+    val: tuple[Tensor, Tensor] | None = None
+    episode: int = 0
+
+
+class Protocol(ABC):
+    """Settings, prepare contexts and tasks of one evaluation protocol over one dataset."""
+
+    #: how result rows and run folders call this protocol (a config key, so variants can differ)
+    name: str
+    #: True when one ``prepare`` per seed serves every setting (its context ignores the setting).
+    shares_prepare: bool
+
+    @abstractmethod
+    def settings(self) -> list[Setting]: ...
+
+    @abstractmethod
+    def context(self, setting: Setting, seed: int, workdir: Path) -> PrepareContext:
+        """What a learner may use before the tasks of (setting, seed); checkpoints under workdir."""
+
+    @abstractmethod
+    def split_hash(self, setting: Setting, seed: int) -> str:
+        """Identifies every image index the tasks of (setting, seed) use."""
+
+    @abstractmethod
+    def tasks(self, setting: Setting, seed: int, device: str | torch.device = "cpu") -> Iterator[Task]: ...
+
+
+def short_hash(*parts: str | Tensor) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part.cpu().numpy().astype("int64").tobytes())
+    return digest.hexdigest()[:16]
+
+
+class EpisodesProtocol(Protocol):
+    """Fixed N-way K-shot episode sets on novel classes, one per K, drawn once from ``episode_seed``.
+
+    Learners prepare on the base classes (``base``), the val classes (``val``) and their
+    images without labels (``unlabeled``); novel classes are never seen before the tasks.
+    Seeds vary the learners (init, pretraining), never the episodes.
+
+    Args:
+        data: the whole labelled dataset.
+        class_split: base / val / novel class lists or counts (``medfew.data.class_split``).
+        shots: K of each episode set; n_way: classes per episode (None: every novel class);
+        n_query: query images per class; n_episodes: episodes per K; episode_seed: draws
+            the class split (when given as counts) and the episodes.
+    """
+
+    shares_prepare = True
+
+    def __init__(
+        self,
+        data: ImageData,
+        class_split: Mapping[str, Sequence[str] | int] | None,
+        shots: Sequence[int] = (1, 5),
+        n_way: int | None = None,
+        n_query: int = 15,
+        n_episodes: int = 100,
+        episode_seed: int = 0,
+        name: str = "episodes",
+    ) -> None:
+        self.name = name
+        if not class_split:
+            raise ValueError(
+                f"the episodes protocol needs data.class_split (base / val / novel classes); {data.name} has none"
+            )
+        split = splits.class_split(data.class_names, **class_split, seed=episode_seed)
+        self.parts = split.apply(data)
+        self.novel = self.parts["novel"]
+        n_way = n_way or self.novel.n_classes
+        self.episode_sets = {
+            k: EpisodeSet.draw(self.novel, n_way, k, n_query, n_episodes, seed=episode_seed) for k in shots
+        }
+
+    def settings(self) -> list[Setting]:
+        return [Setting("shots", k) for k in self.episode_sets]
+
+    def context(self, setting: Setting, seed: int, workdir: Path) -> PrepareContext:
+        base, val = self.parts.get("base"), self.parts.get("val")
+        pool = [part for part in (base, val) if part is not None]
+        unlabeled = concat(pool).unlabeled() if pool else None
+        return PrepareContext(workdir=workdir / f"seed{seed}", seed=seed, base=base, val=val, unlabeled=unlabeled)
+
+    def split_hash(self, setting: Setting, seed: int) -> str:
+        return self.episode_sets[int(setting.value)].hash
+
+    def tasks(self, setting: Setting, seed: int, device: str | torch.device = "cpu") -> Iterator[Task]:
+        for i, episode in enumerate(self.episode_sets[int(setting.value)]):
+            yield Task(
+                support=episode.support.to(device),
+                support_labels=episode.support_labels.to(device),
+                query=episode.query.to(device),
+                query_labels=episode.query_labels.to(device),
+                classes=tuple(self.novel.class_names[c] for c in episode.classes.tolist()),
+                episode=i,
+            )
+
+
+class LabelBudgetProtocol(Protocol):
+    """K labels per class or a fraction p of the official train split; test on the whole test split.
+
+    Per seed a stratified subset of train keeps its labels (``base``); the val split (when
+    the dataset has one) is for early stopping; ``unlabeled_pool`` = "train" gives every
+    train image without labels to pretraining (the usual semi-/self-supervised protocol,
+    and the only one that leaves a pool at 100 % of labels), "rest" only those not labelled.
+
+    Args:
+        data: a dataset with official "train" and "test" splits (and optionally "val").
+        per_class: labels per class, one setting each; fractions: label fractions in (0, 1].
+    """
+
+    shares_prepare = False
+
+    def __init__(
+        self,
+        data: ImageData,
+        per_class: Sequence[int] = (),
+        fractions: Sequence[float] = (),
+        unlabeled_pool: str = "train",
+        name: str = "label_budget",
+    ) -> None:
+        self.name = name
+        if not per_class and not fractions:
+            raise ValueError("the label_budget protocol needs per_class and/or fractions, got neither")
+        if unlabeled_pool not in ("train", "rest"):
+            raise ValueError(f"unlabeled_pool must be 'train' or 'rest', got '{unlabeled_pool}'")
+        if "test" not in data.split_names():
+            raise ValueError(
+                f"the label_budget protocol needs an official test split; {data.name} has splits {data.split_names() or 'none'}"
+            )
+        self.data = data
+        self.train = data.select_split("train")
+        self.val = data.select_split("val") if "val" in data.split_names() else None
+        self.test = data.select_split("test")
+        self.budgets = [Setting("per_class", k) for k in per_class] + [Setting("fraction", p) for p in fractions]
+        self.unlabeled_pool = unlabeled_pool
+
+    def settings(self) -> list[Setting]:
+        return list(self.budgets)
+
+    def labelled(self, setting: Setting, seed: int) -> tuple[Tensor, Tensor]:
+        """Indices into the train split of the labelled images and of the rest."""
+        if setting.kind == "per_class":
+            budget = splits.label_budget(self.train, per_class=int(setting.value), seed=seed)
+        else:
+            budget = splits.label_budget(self.train, fraction=setting.value, seed=seed)
+        return budget.labelled, budget.unlabeled
+
+    def context(self, setting: Setting, seed: int, workdir: Path) -> PrepareContext:
+        labelled, rest = self.labelled(setting, seed)
+        pool = self.train if self.unlabeled_pool == "train" else self.train.subset(rest)
+        return PrepareContext(
+            workdir=workdir / setting.name / f"seed{seed}",
+            seed=seed,
+            base=self.train.subset(labelled),
+            val=self.val,
+            unlabeled=pool.unlabeled() if len(pool) else None,
+        )
+
+    def split_hash(self, setting: Setting, seed: int) -> str:
+        test_size = torch.tensor([len(self.test)])
+        return short_hash(self.data.name, setting.name, self.labelled(setting, seed)[0], test_size)
+
+    def tasks(self, setting: Setting, seed: int, device: str | torch.device = "cpu") -> Iterator[Task]:
+        base = self.train.subset(self.labelled(setting, seed)[0])
+
+        def tensors(part: ImageData) -> tuple[Tensor, Tensor]:
+            return to_float(part.images).to(device), part.labels.to(device)
+
+        yield Task(
+            *tensors(base),
+            *tensors(self.test),
+            classes=self.data.class_names,
+            val=tensors(self.val) if self.val is not None else None,
+        )

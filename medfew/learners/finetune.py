@@ -1,0 +1,153 @@
+"""Plain fine-tuning: a backbone plus a linear head trained on the labelled support set.
+
+The baseline every few-label method must beat (e.g. Raghu et al., "Transfusion:
+Understanding Transfer Learning for Medical Imaging", NeurIPS 2019,
+https://arxiv.org/abs/1902.07208). ``freeze_backbone`` turns it into a linear probe.
+Training runs in memory on the support tensors (no DataLoader): one task is small.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medfew.learners.backbone import BackboneFactory, BackboneLearner, Pretrain
+from medfew.models import Backbone
+
+
+class FineTune(BackboneLearner):
+    """Backbone + linear head, AdamW on cross-entropy, early stopping on ``val`` when given.
+
+    Args:
+        freeze_backbone: train the head only (linear probe); the backbone stays in eval mode.
+        head_norm: put a BatchNorm1d without affine parameters before the linear head, so
+            frozen features of any scale are standardised (the linear probe of He et al.,
+            "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022).
+        steps: optimisation steps (the most when early stopping); a fixed step count
+            gives a 10-image support set the same training as a 500-image one.
+        batch_size: images per step, drawn without replacement, epoch after epoch (also
+            images per forward pass at prediction time).
+        eval_every: steps between two val-loss checks (with ``val`` only).
+        lr: learning rate of the head; the backbone uses ``lr * backbone_lr_scale``.
+        class_weighted: weight the loss by n / (n_way * n_class) against class imbalance.
+        augment: batch augmentation of float [0, 1] images (``medical_augment``) or None.
+        patience: val checks without a lower val loss before stopping (with ``val`` only).
+    """
+
+    def __init__(
+        self,
+        backbone: BackboneFactory,
+        pretrain: Pretrain | None = None,
+        freeze_backbone: bool = False,
+        head_norm: bool = False,
+        steps: int = 300,
+        batch_size: int = 64,
+        eval_every: int = 20,
+        lr: float = 1e-3,
+        backbone_lr_scale: float = 1.0,
+        weight_decay: float = 1e-4,
+        class_weighted: bool = False,
+        augment: nn.Module | None = None,
+        patience: int = 5,
+    ) -> None:
+        super().__init__(backbone, pretrain, batch_size)
+        self.require_backbone()
+        self.freeze_backbone, self.head_norm = freeze_backbone, head_norm
+        self.steps, self.eval_every = steps, eval_every
+        self.lr, self.backbone_lr_scale = lr, backbone_lr_scale
+        self.weight_decay, self.class_weighted = weight_decay, class_weighted
+        self.augment = augment
+        self.patience = patience
+
+    def adapt(self, support: Tensor, support_labels: Tensor, val: tuple[Tensor, Tensor] | None = None) -> nn.Sequential:
+        """Train a new (D, n_way) head (and a copy of the backbone); returns backbone + head.
+
+        A frozen backbone without augmentation sees each image once: the head then trains
+        on cached features.
+        """
+        n_way = int(support_labels.max()) + 1
+        head = self.new_head(n_way).to(support.device)
+        weight = class_weights(support_labels, n_way) if self.class_weighted else None
+        if self.freeze_backbone and self.augment is None:
+            cached_val = None if val is None else (self.embed(val[0]), val[1])
+            self.fit(None, head, self.embed(support), support_labels, cached_val, weight)
+            return nn.Sequential(self.backbone, head).eval()
+        backbone = copy.deepcopy(self.require_backbone()).requires_grad_(not self.freeze_backbone)
+        self.fit(backbone, head, support, support_labels, val, weight)
+        return nn.Sequential(backbone, head).eval()
+
+    def new_head(self, n_way: int) -> nn.Module:
+        features = self.require_backbone().num_features
+        head = nn.Linear(features, n_way)
+        return nn.Sequential(nn.BatchNorm1d(features, affine=False), head) if self.head_norm else head
+
+    def fit(
+        self, backbone: Backbone | None, head: nn.Module, x: Tensor, y: Tensor, val: tuple[Tensor, Tensor] | None, weight: Tensor | None
+    ) -> None:
+        """``steps`` AdamW steps on (x, y), keeping the weights of the lowest val loss.
+
+        ``backbone`` None: ``x`` (and val's images) are cached features and only ``head`` trains.
+        """
+        network = head if backbone is None else nn.Sequential(backbone, head)
+        groups = [{"params": head.parameters(), "lr": self.lr}]
+        if backbone is not None and not self.freeze_backbone:
+            groups.append({"params": backbone.parameters(), "lr": self.lr * self.backbone_lr_scale})
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        best_loss, best_state, stale = math.inf, None, 0
+        for step, batch in enumerate(batches(len(x), self.batch_size, self.steps, x.device), start=1):
+            network.train()
+            inputs = x[batch]
+            if backbone is not None:
+                backbone.train(not self.freeze_backbone)
+                inputs = inputs if self.augment is None else self.augment(inputs)
+            loss = F.cross_entropy(network(inputs), y[batch], weight=weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"FineTune: loss became {loss.item()} at step {step}; lower lr (now {self.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if val is None or step % self.eval_every:
+                continue
+            val_loss = self.loss(network, *val, weight)
+            if val_loss < best_loss:
+                best_loss, best_state, stale = val_loss, copy.deepcopy(network.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+
+    @torch.no_grad()
+    def logits(self, network: nn.Module, images: Tensor) -> Tensor:
+        network.eval()
+        return torch.cat([network(chunk) for chunk in images.split(self.batch_size)])
+
+    def loss(self, network: nn.Module, images: Tensor, labels: Tensor, weight: Tensor | None) -> float:
+        return F.cross_entropy(self.logits(network, images), labels, weight=weight).item()
+
+    def predict(self, state: nn.Sequential, query: Tensor) -> Tensor:
+        return torch.softmax(self.logits(state, query), dim=1)
+
+
+def batches(n: int, batch_size: int, steps: int, device: torch.device) -> Iterator[Tensor]:
+    """``steps`` index batches: shuffled passes over range(n), each cut into near-equal batches
+    of at most ``batch_size`` (never a batch of one, which BatchNorm cannot train on, when n > 1)."""
+    step = 0
+    while True:
+        for batch in torch.randperm(n, device=device).tensor_split(math.ceil(n / batch_size)):
+            if step == steps:
+                return
+            step += 1
+            yield batch
+
+
+def class_weights(labels: Tensor, n_way: int) -> Tensor:
+    """(n_way,) weights n / (n_way * count_k): each class contributes equally to the loss."""
+    counts = torch.bincount(labels, minlength=n_way).float()
+    return len(labels) / (n_way * counts)

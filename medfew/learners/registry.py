@@ -1,0 +1,52 @@
+"""Learners are found by name: ``learner/<name>.yaml`` anywhere on Hydra's config search path.
+
+A new learner is one Python file (its class implements ``Learner``) plus one config whose
+``_target_`` names that class; nothing else changes. The config is composed by Hydra (so
+its own ``defaults`` list works, e.g. ``linear_probe`` extends ``finetune``) and stays
+unresolved, so ``${backbone}`` and ``${data.image_size}`` resolve against the root config
+it is merged into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import MissingConfigException
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def learner_config(name: str, searchpath: Sequence[str] = ()) -> DictConfig:
+    """The unresolved config of learner ``name`` (``learner/<name>.yaml``).
+
+    Args:
+        name: file name without ``.yaml``.
+        searchpath: extra config roots (Hydra ``hydra.searchpath`` entries such as
+            ``file:///path/to/configs``), searched besides the running app's (or the
+            repository's ``configs/`` when no Hydra app is running).
+    """
+    overrides = [f"+learner={name}"]
+    if searchpath:
+        overrides.append(f"hydra.searchpath=[{','.join(searchpath)}]")
+    try:
+        if GlobalHydra.instance().is_initialized():
+            composed = compose(overrides=overrides)
+        else:
+            with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+                composed = compose(overrides=overrides)
+    except MissingConfigException as error:
+        raise KeyError(f"unknown learner '{name}': no learner/{name}.yaml on the config search path. {error}") from None
+    return composed.learner
+
+
+def with_learner(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None, searchpath: Sequence[str] = ()) -> DictConfig:
+    """A copy of the root ``cfg`` with ``learner`` = the named learner's config plus ``overrides``."""
+    merged = cfg.copy()
+    with open_dict(merged):
+        merged.learner = OmegaConf.merge(learner_config(name, searchpath), overrides or {})
+    return merged

@@ -1,0 +1,62 @@
+"""Both protocols on the real data: what learners may see, what they are scored on, hashes."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from medfew.data import EpisodeSet
+from medfew.evaluation.protocols import EpisodesProtocol, LabelBudgetProtocol, Setting
+
+SPLIT = {"base": ["basophil", "erythroblast", "platelet"], "val": ["eosinophil", "ig"], "novel": ["lymphocyte", "monocyte", "neutrophil"]}
+
+
+def test_label_budget_contexts_and_tasks(breastmnist, tmp_path: Path):
+    protocol = LabelBudgetProtocol(breastmnist, per_class=[5], fractions=[0.1])
+    assert [s.name for s in protocol.settings()] == ["per_class=5", "fraction=0.1"]
+    five = Setting("per_class", 5)
+    context = protocol.context(five, seed=0, workdir=tmp_path)
+    assert context.workdir == tmp_path / "per_class=5" / "seed0"
+    assert context.base.class_counts().tolist() == [5, 5]
+    assert len(context.val) == 78 and len(context.unlabeled) == 546  # the whole train split, labels hidden
+    assert (context.unlabeled.labels == -1).all()
+    (task,) = protocol.tasks(five, seed=0)
+    assert task.support.shape == (10, 1, 28, 28) and task.support.dtype == torch.float32
+    assert task.query.shape == (156, 1, 28, 28) and len(task.val[0]) == 78
+    assert task.classes == breastmnist.class_names
+    # 10 % of each class: round(0.1 * 147) + round(0.1 * 399) labelled images
+    assert len(protocol.context(Setting("fraction", 0.1), 0, tmp_path).base) == 15 + 40
+
+
+def test_label_budget_hash_identifies_the_labelled_subset(breastmnist, tmp_path: Path):
+    protocol = LabelBudgetProtocol(breastmnist, per_class=[5])
+    five = Setting("per_class", 5)
+    assert protocol.split_hash(five, 0) == LabelBudgetProtocol(breastmnist, per_class=[5]).split_hash(five, 0)
+    assert protocol.split_hash(five, 0) != protocol.split_hash(five, 1)
+    rest = LabelBudgetProtocol(breastmnist, per_class=[5], unlabeled_pool="rest")
+    assert len(rest.context(five, 0, tmp_path).unlabeled) == 546 - 10
+
+
+def test_label_budget_needs_a_test_split(bloodcells):
+    with pytest.raises(ValueError, match="needs an official test split"):
+        LabelBudgetProtocol(bloodcells, per_class=[5])
+
+
+def test_episodes_protocol_keeps_novel_classes_unseen(bloodcells, tmp_path: Path):
+    protocol = EpisodesProtocol(bloodcells, SPLIT, shots=[1, 5], n_query=5, n_episodes=3)
+    context = protocol.context(Setting("shots", 1), seed=2, workdir=tmp_path)
+    assert context.workdir == tmp_path / "seed2"
+    assert context.base.class_names == tuple(SPLIT["base"]) and context.val.class_names == tuple(SPLIT["val"])
+    assert len(context.unlabeled) == 5 * 250  # base + val images only
+    tasks = list(protocol.tasks(Setting("shots", 5), seed=0))
+    assert len(tasks) == 3 and [t.episode for t in tasks] == [0, 1, 2]
+    assert tasks[0].support.shape == (15, 3, 64, 64) and tasks[0].query.shape == (15, 3, 64, 64)
+    assert set(tasks[0].classes) == set(SPLIT["novel"])
+    novel = bloodcells.select_classes(SPLIT["novel"])
+    expected = EpisodeSet.draw(novel, 3, 5, 5, 3, seed=0).hash
+    assert protocol.split_hash(Setting("shots", 5), seed=0) == protocol.split_hash(Setting("shots", 5), seed=7) == expected
+
+
+def test_episodes_protocol_needs_a_class_split(breastmnist):
+    with pytest.raises(ValueError, match="needs data.class_split"):
+        EpisodesProtocol(breastmnist, None)

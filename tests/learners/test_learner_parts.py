@@ -1,0 +1,63 @@
+"""The shared backbone logic, class weights and step batches, on tiny tensors."""
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+from medfew.data import ImageData
+from medfew.learners.base import PrepareContext
+from medfew.learners.finetune import batches, class_weights
+from medfew.learners.prototype import NearestCentroid
+from medfew.models import create_backbone, save_backbone
+
+conv4 = partial(create_backbone, "conv4", 1, 16, model_kwargs={"hidden": 8})
+
+
+def test_class_weights_equalise_classes():
+    # 3 of class 0, 1 of class 1: n / (n_way * count) = 4 / 6 and 4 / 2
+    assert class_weights(torch.tensor([0, 0, 0, 1]), 2).tolist() == pytest.approx([2 / 3, 2.0])
+
+
+def test_batches_cover_every_image_per_pass_and_never_hold_one():
+    torch.manual_seed(0)
+    got = list(batches(65, 64, steps=4, device=torch.device("cpu")))
+    assert [len(b) for b in got] == [33, 32, 33, 32]
+    assert sorted(torch.cat(got[:2]).tolist()) == list(range(65))
+
+
+def test_pretrain_step_replaces_the_backbone(tmp_path: Path):
+    calls = []
+
+    def pretrain(unlabeled, workdir, seed):
+        calls.append((len(unlabeled), workdir, seed))
+        torch.manual_seed(123)
+        return save_backbone(conv4(), workdir / "backbone.safetensors")
+
+    learner = NearestCentroid(conv4, pretrain=pretrain)
+    pool = torch.zeros(6, 1, 16, 16, dtype=torch.uint8)
+    unlabeled = ImageData(pool, torch.full((6,), -1), ("a", "b"))
+    learner.prepare(PrepareContext(workdir=tmp_path, seed=3, unlabeled=unlabeled))
+    assert calls == [(6, tmp_path / "ssl", 3)]
+    torch.manual_seed(123)
+    expected = conv4()
+    for got, want in zip(learner.backbone.net.state_dict().values(), expected.net.state_dict().values()):
+        assert torch.equal(got, want)
+
+
+def test_pretrain_needs_a_backbone_and_a_pool(tmp_path: Path):
+    with pytest.raises(ValueError, match="pretrain is set but backbone is None"):
+        NearestCentroid(None, pretrain=lambda *args: None)
+    with pytest.raises(ValueError, match="needs unlabeled images"):
+        NearestCentroid(conv4, pretrain=lambda *args: None).prepare(PrepareContext(workdir=tmp_path))
+
+
+def test_prototype_probabilities_closed_form():
+    # pixels, no normalisation: prototypes (0, 0) and (2, 0); query (1.5, 0) is at squared distances 2.25 and 0.25
+    learner = NearestCentroid(None, normalize=False, scale=1.0)
+    support = torch.tensor([[0.0, 0.0], [0.0, 0.0], [2.0, 0.0], [2.0, 0.0]]).view(4, 1, 1, 2)
+    state = learner.adapt(support, torch.tensor([0, 0, 1, 1]))
+    probs = learner.predict(state, torch.tensor([[1.5, 0.0]]).view(1, 1, 1, 2))
+    expected = torch.softmax(torch.tensor([-2.25, -0.25]), dim=0)
+    assert torch.allclose(probs[0], expected)
