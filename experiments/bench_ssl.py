@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import torch
 from lightly.transforms import SimCLRTransform
 from lightly.utils.lars import LARS

@@ -23,6 +23,12 @@ def require_file(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_file():
+    """``require_file`` as a fixture, for tests that need a real file's path."""
+    return require_file
+
+
+@pytest.fixture(scope="session")
 def breastmnist() -> ImageData:
     return load_medmnist("breastmnist", root=str(require_file("breastmnist.npz").parent))
 

@@ -151,8 +151,8 @@ def markdown(summary: Mapping[str, Any], alpha: float = 0.05, n_resamples: int =
             "",
             f"## Paired comparison with `{reference}` ({primary}, learner - {reference})",
             "",
-            f"Units are episodes or seeds; with n units the two-sided Wilcoxon p is at least 2 / 2^n, and a "
-            f"bootstrap over fewer than about 10 units is optimistic: add seeds or episodes before claiming a difference.",
+            "Units are episodes or seeds; with n units the two-sided Wilcoxon p is at least 2 / 2^n, and a "
+            "bootstrap over fewer than about 10 units is optimistic: add seeds or episodes before claiming a difference.",
             "",
             "| learner | setting | mean diff | 95% CI (paired bootstrap) | p (bootstrap) | p (Wilcoxon) | n |",
             "|---|---|---|---|---|---|---|",

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from medfew.data import ImageData, audit_duplicates, duplicate_indices
 
-from conftest import require_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,9 +75,9 @@ def test_needs_two_splits(tiny_data: ImageData) -> None:
         audit_duplicates(tiny_data, threshold=64)
 
 
-def test_brain_mri_cli(tmp_path: Path) -> None:
+def test_brain_mri_cli(tmp_path: Path, shared_file) -> None:
     """The audit command on the real Brain MRI: no exact copies, 1622 near pairs at 4 bits."""
-    data_root = require_file("brain_tumor_mri_64.npz").parent
+    data_root = shared_file("brain_tumor_mri_64.npz").parent
     result = subprocess.run(
         [sys.executable, "experiments/audit.py", "data=brain_mri", "threshold=4",
          f"csv={tmp_path / 'pairs.csv'}", f"hydra.run.dir={tmp_path}"],
