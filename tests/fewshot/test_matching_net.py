@@ -18,11 +18,17 @@ def test_probabilities_are_cosine_attention_over_support_labels():
     learner = MatchingNet(nn.Flatten(), scale=2.0).eval()
     query = torch.tensor([[1.0, 1.0]]).view(1, 1, 1, 2)
     # cos to every support image is 1/sqrt(2): uniform attention 1/3 each -> p = (1/3, 2/3)
-    torch.testing.assert_close(learner.predict(learner.adapt(SUPPORT, LABELS), query), torch.tensor([[1 / 3, 2 / 3]]))
+    torch.testing.assert_close(
+        learner.predict(learner.adapt(SUPPORT, LABELS), query),
+        torch.tensor([[1 / 3, 2 / 3]]),
+    )
     query = torch.tensor([[1.0, 0.0]]).view(1, 1, 1, 2)
     # cos = (1, 0, 0): weights e^2 : 1 : 1
     p0 = math.exp(2) / (math.exp(2) + 2)
-    torch.testing.assert_close(learner.predict(learner.adapt(SUPPORT, LABELS), query), torch.tensor([[p0, 1 - p0]]))
+    torch.testing.assert_close(
+        learner.predict(learner.adapt(SUPPORT, LABELS), query),
+        torch.tensor([[p0, 1 - p0]]),
+    )
 
 
 def test_logits_are_log_probabilities():

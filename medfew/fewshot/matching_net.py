@@ -1,0 +1,53 @@
+"""Matching Networks (without full context embeddings).
+
+Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, "Matching Networks for One Shot
+Learning", NeurIPS 2016, https://arxiv.org/abs/1606.04080. The paper's optional full
+context embeddings (LSTMs over the support set) are left out, as in most re-implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medfew.fewshot.episodic import EpisodicLearner, build_backbone, episode_ways
+from medfew.fewshot.meta_training import MetaTraining
+
+
+class MatchingNet(EpisodicLearner):
+    """p(y = k | x) = sum_i a(x, x_i) [y_i = k], a = softmax_i(scale * cos(f(x), f(x_i))).
+
+    Args:
+        backbone: a Backbone, or a factory building one (Conv-4 as in the paper, timm, an SSL export).
+        scale: multiplies the cosine similarities before the softmax (1 in the paper; larger
+            values sharpen the attention).
+        meta_train_steps: episodic meta-iterations on base classes; 0 means none.
+        meta_training: episodic training settings.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module | Callable[[], nn.Module],
+        scale: float = 10.0,
+        meta_train_steps: int = 0,
+        meta_training: MetaTraining | None = None,
+    ) -> None:
+        super().__init__(meta_train_steps, meta_training)
+        self.backbone = build_backbone(backbone)
+        self.scale = scale
+
+    def adapt(self, support: Tensor, support_labels: Tensor, val: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """(n_support, D) L2-normalised support embeddings and (n_support, n_way) one-hot labels."""
+        with torch.set_grad_enabled(self.meta_training_graph()):
+            features = F.normalize(self.backbone(support), dim=-1)
+        return features, F.one_hot(support_labels, episode_ways(support_labels)).float()
+
+    def logits(self, state: tuple[Tensor, Tensor], query: Tensor) -> Tensor:
+        """(n_query, n_way) log p(y | x): the log of the attention-weighted support labels."""
+        support, one_hot = state
+        with torch.set_grad_enabled(self.meta_training_graph()):
+            attention = torch.softmax(self.scale * F.normalize(self.backbone(query), dim=-1) @ support.T, dim=-1)
+            return torch.log((attention @ one_hot).clamp_min(1e-12))

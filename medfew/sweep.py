@@ -1,0 +1,127 @@
+"""One comparison table from the jobs of one Hydra multirun (``experiments/run.py -m ...``).
+
+Every job of a sweep writes its own ``results.csv``; ``gather`` merges them into the sweep
+folder's ``results.csv``, ``summary.md``, ``summary.json`` and plots (``write_report`` of
+``medfew.evaluation.report``), as if one run had scored every learner. When the jobs differ
+in more than seeds, learners and settings (shots, fractions; e.g. ``backbone=conv4,resnet18``), each learner is
+labelled with the job's differing overrides: ``finetune [backbone=resnet18]``.
+``GatherSweep`` runs ``gather`` when a multirun ends (configured in ``configs/hydra``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from medfew.evaluation.compare import log_to_wandb
+from medfew.evaluation.report import write_report
+from medfew.evaluation.results import ResultsFile
+
+log = logging.getLogger(__name__)
+
+#: overrides that never label a learner: the rows already hold the learner, seed and setting
+SAME_COMPARISON = frozenset({"learners", "seeds", "seed", "protocol.shots", "protocol.fractions", "protocol.per_class"})
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """Folders under ``sweep_dir`` (not itself) holding a results.csv, in name order."""
+    return sorted(path.parent for path in sweep_dir.rglob("results.csv") if path.parent != sweep_dir)
+
+
+def job_overrides(job_dir: Path) -> dict[str, str]:
+    """key -> value of the job's command-line overrides (``.hydra/overrides.yaml``); {} when absent."""
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return {}
+    parsed = OverridesParser.create().parse_overrides(list(OmegaConf.load(path)))
+    return {o.key_or_group: o.get_value_element_as_str() for o in parsed}
+
+
+def varying_keys(overrides: Iterable[Mapping[str, str]], ignore: Iterable[str]) -> list[str]:
+    """Override keys whose value differs between jobs (absent counts as a value), minus ``ignore``."""
+    overrides = list(overrides)
+    keys = sorted({key for o in overrides for key in o} - set(ignore))
+    return [key for key in keys if len({o.get(key) for o in overrides}) > 1]
+
+
+def current_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Rows of each learner's latest config (the learner_hash of its last block), as ``compare`` reports."""
+    latest = {row["learner"]: row["learner_hash"] for row in rows}
+    return [row for row in rows if latest[row["learner"]] == row["learner_hash"]]
+
+
+def gather(sweep_dir: str | Path, ignore: Iterable[str] = SAME_COMPARISON, report: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Merge the sweep's job results into ``<sweep_dir>/results.csv`` and report them there.
+
+    Args:
+        sweep_dir: the multirun folder (``hydra.sweep.dir``).
+        ignore: override keys that do not distinguish learners (seeds, learner lists).
+        report: ``write_report`` settings; None takes the first job's ``report`` config.
+    Returns the summary (also in summary.json).
+    """
+    sweep_dir = Path(sweep_dir)
+    jobs = job_dirs(sweep_dir)
+    if not jobs:
+        raise FileNotFoundError(f"no job results.csv under {sweep_dir}; is it a multirun folder of experiments/run.py?")
+    overrides = [job_overrides(job) for job in jobs]
+    keys = varying_keys(overrides, ignore)
+    rows, owner = [], {}
+    for job, job_override in zip(jobs, overrides):
+        suffix = ", ".join(f"{key}={job_override.get(key, '(default)')}" for key in keys)
+        for row in current_rows(ResultsFile(job / "results.csv").read()):
+            row["learner"] = f"{row['learner']} [{suffix}]" if suffix else row["learner"]
+            identity = (row["learner"], row["setting"], row["seed"], row["episode"])
+            if owner.setdefault(identity, job) != job:
+                raise ValueError(
+                    f"jobs {owner[identity].name} and {job.name} both scored learner {row['learner']}, "
+                    f"{row['setting']}, seed {row['seed']}: their overrides differ only in {sorted(ignore)}"
+                )
+            rows.append(row)
+    merged = ResultsFile(sweep_dir / "results.csv")
+    merged.path.unlink(missing_ok=True)
+    merged.append(rows)
+    settings = dict(report) if report is not None else job_report(jobs[0])
+    summary = write_report(rows, sweep_dir, **settings)
+    log.info("gathered %d rows of %d jobs into %s", len(rows), len(jobs), sweep_dir / "summary.md")
+    return summary
+
+
+def job_report(job_dir: Path) -> dict[str, Any]:
+    """The ``report`` settings of a job (its config_resolved.yaml), or the defaults when absent."""
+    path = job_dir / "config_resolved.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path).report) if path.exists() else {}
+
+
+def sweep_tags(summary: Mapping[str, Any], sweep_dir: Path) -> dict[str, list]:
+    """W&B tag values of the gathered sweep (its learners, seeds and settings, not the base config's)."""
+    tags: dict[str, list] = {"learner": summary["learners"], "shots": [], "fraction": [], "per_class": []}
+    tags["seed"] = sorted({int(row["seed"]) for row in ResultsFile(sweep_dir / "results.csv").read()})
+    for setting in summary["settings"]:
+        tags.setdefault(setting["kind"], []).append(setting["value"])
+    return tags
+
+
+class GatherSweep(Callback):
+    """Hydra callback: at the end of a multirun, gather its jobs into one table (if they wrote
+    any) and log it, with its plots, as one more W&B run of the experiment's group."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not job_dirs(sweep_dir):
+            log.info("no results.csv under %s: nothing to gather", sweep_dir)
+            return
+        summary = gather(sweep_dir)
+        print((sweep_dir / "summary.md").read_text())
+        if "logger" in config:
+            name = f"{config.get('run_name', 'sweep')}-sweep"
+            start = instantiate(config.logger, _partial_=True, run_dir=str(sweep_dir), name=name, tag_values=sweep_tags(summary, sweep_dir))
+            run = start(config={"sweep_dir": str(sweep_dir)})
+            if run is not None:
+                log_to_wandb(run, summary, sweep_dir)
