@@ -19,6 +19,7 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from medfew.data import ImageData, class_split
 from medfew.data.episodes import EpisodeSet
@@ -59,6 +60,10 @@ def metatrain(cfg: DictConfig) -> dict[str, Any]:
     learner: Learner = instantiate(cfg.learner)
     context = PrepareContext(out / "learner", seed=cfg.seed, base=parts["base"], val=parts.get("val"), logger=run)
     learner.prepare(context)
+    if rank_zero_only.rank != 0:  # under DDP (trainer=ddp) the other processes only helped meta-train
+        if run is not None:
+            run.finish()
+        return {}
     learner.to("cuda" if torch.cuda.is_available() else "cpu")
     novel, test = parts["novel"], cfg.test
     results: dict[str, Any] = {"learner": cfg.learner._target_, "novel": list(novel.class_names)}

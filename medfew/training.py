@@ -62,6 +62,9 @@ def build_trainer(workdir: str | Path, seed: int, logger: Any = False, **trainer
     """A Lightning Trainer with medfew's checkpoint, seeding and loss-guard callbacks."""
     checkpoint_dir = Path(workdir) / "checkpoints"
     callbacks = [
+        # the caller's first: Lightning keeps the order of checkpoint callbacks, so a best-model
+        # checkpoint of an epoch is written before last.ckpt, whose copy of its state is then current
+        *trainer_kwargs.pop("callbacks", []),
         # top-1 without a monitor = the latest epoch, overwritten under one name (Lightning's
         # save_last with save_top_k=0 writes last.ckpt only when training ends)
         ModelCheckpoint(
@@ -69,13 +72,44 @@ def build_trainer(workdir: str | Path, seed: int, logger: Any = False, **trainer
         ),
         EpochSeed(seed),
         StopOnNonFiniteLoss(checkpoint_dir),
-        *trainer_kwargs.pop("callbacks", []),
     ]
     trainer_kwargs.setdefault("enable_model_summary", False)
     return pl.Trainer(default_root_dir=str(workdir), logger=logger, callbacks=callbacks, **trainer_kwargs)
 
 
 def fit(trainer: pl.Trainer, module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
-    """``trainer.fit`` that resumes from ``<workdir>/checkpoints/last.ckpt`` when present."""
+    """``trainer.fit`` that resumes from ``<workdir>/checkpoints/last.ckpt`` when present.
+
+    The checkpoint is read with ``weights_only=True`` (no pickled code runs) and checked
+    against ``module`` first, so a foreign or tampered file is refused by name.
+    """
     last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-    trainer.fit(module, *args, ckpt_path=str(last) if last.exists() else None, **kwargs)
+    if last.exists():
+        check_checkpoint(last, module)
+    trainer.fit(module, *args, ckpt_path=str(last) if last.exists() else None, weights_only=True, **kwargs)
+
+
+def check_checkpoint(path: Path, module: torch.nn.Module) -> None:
+    """Refuse ``path`` unless it loads weights-only and its state_dict fits ``module`` key by key."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # UnpicklingError for payloads, RuntimeError / EOFError for damaged files
+        detail = (str(error).splitlines() or [""])[0]
+        raise ValueError(
+            f"refusing to resume from {path}: it does not load as a plain tensor checkpoint "
+            f"(weights_only=True: {type(error).__name__}: {detail}). Delete it to start afresh"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"refusing to resume from {path}: not a Lightning checkpoint (no state_dict). Delete it to start afresh")
+    saved = checkpoint["state_dict"]
+    wanted = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in saved.items()}
+    differ = sorted(k for k in wanted.keys() & found.keys() if wanted[k] != found[k])
+    problems = [f"{k}: {found[k]} there, {wanted[k]} here" for k in differ[:3]]
+    problems += [f"missing {k}" for k in sorted(wanted.keys() - found.keys())[:3]]
+    problems += [f"unexpected {k}" for k in sorted(found.keys() - wanted.keys())[:3]]
+    if problems:
+        raise ValueError(
+            f"{path} does not fit this {type(module).__name__} (checkpoint from another architecture or "
+            f"settings?): {'; '.join(problems)}. Use another run folder or delete it"
+        )

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medfew.data.dataset import ImageData
 from medfew.data.preprocess import preprocess
+from medfew.evaluation.leakage import screen_leakage
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
 from medfew.evaluation.protocols import Protocol, Task, short_hash
 from medfew.evaluation.report import summary_frames, write_report
@@ -40,7 +41,7 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     device = resolve_device(cfg.device)
-    data = load_data(cfg.data)
+    data = screen_leakage(load_data(cfg.data), cfg.leakage.check, cfg.leakage.threshold, out)
     protocol: Protocol = instantiate(cfg.protocol, _partial_=True)(data=data)  # keep data an object
     results = ResultsFile(out / "results.csv")
     run = instantiate(cfg.logger, _partial_=True)(config=OmegaConf.to_container(cfg, resolve=True))

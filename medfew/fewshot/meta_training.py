@@ -188,8 +188,9 @@ def meta_train(learner: EpisodicLearner, context: PrepareContext, recipe: MetaTr
             "a run validates, checkpoints and resumes at epoch ends"
         )
     module = MetaTrainingModule(learner, context.base, context.val, recipe)
-    best = ModelCheckpoint(
-        dirpath=Path(context.workdir) / "checkpoints", filename=BEST, monitor="val/acc", mode="max", save_top_k=1
+    best = ModelCheckpoint(  # one name: a resumed run overwrites it rather than writing best-v1.ckpt
+        dirpath=Path(context.workdir) / "checkpoints", filename=BEST, monitor="val/acc", mode="max", save_top_k=1,
+        enable_version_counter=False,
     )
     trainer_kwargs = {
         "log_every_n_steps": 10,

@@ -40,7 +40,10 @@ def learner_config(name: str, searchpath: Sequence[str] = ()) -> DictConfig:
             with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
                 composed = compose(overrides=overrides)
     except MissingConfigException as error:
-        raise KeyError(f"unknown learner '{name}': no learner/{name}.yaml on the config search path. {error}") from None
+        options = ", ".join(error.options or []) or "none"
+        raise KeyError(
+            f"unknown learner '{name}': no learner/{name}.yaml on the config search path; valid learners are {options}"
+        ) from None
     return composed.learner
 
 

@@ -1,0 +1,74 @@
+"""The comparison run's leakage option: warn about, or exclude, val / test images that duplicate
+train images, recorded in leakage.json; on Brain MRI it finds the known near-duplicate scans."""
+
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from medfew.data import ImageData
+from medfew.evaluation import compare
+from medfew.evaluation.leakage import screen_leakage
+
+
+@pytest.fixture
+def leaky() -> ImageData:
+    """6 train images; test = 2 exact copies, 1 copy with +-2 grey-level noise, 3 unrelated images."""
+    generator = torch.Generator().manual_seed(0)
+    train = torch.randint(0, 256, (6, 1, 32, 32), dtype=torch.uint8, generator=generator)
+    train = torch.nn.functional.interpolate(train.float(), scale_factor=4, mode="bilinear").to(torch.uint8)  # smooth 128 px
+    noisy = (train[2].int() + torch.randint(-2, 3, train[2].shape, generator=generator)).clamp(0, 255).to(torch.uint8)
+    unrelated = torch.nn.functional.interpolate(
+        torch.randint(0, 256, (3, 1, 32, 32), generator=generator).float(), scale_factor=4, mode="bilinear"
+    ).to(torch.uint8)
+    images = torch.cat([train, train[:2], noisy[None], unrelated])
+    split = np.array(["train"] * 6 + ["test"] * 6)
+    labels = torch.tensor([0, 1] * 6)
+    filenames = np.array([f"img{i}.png" for i in range(12)])
+    return ImageData(images, labels, ("a", "b"), split=split, name="leaky", filenames=filenames)
+
+
+def test_warn_records_and_keeps(leaky, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        kept = screen_leakage(leaky, "warn", 4, tmp_path)
+    assert len(kept) == 12
+    record = json.loads((tmp_path / "leakage.json").read_text())
+    assert record["flagged"] == 3 and not record["excluded"]
+    assert [image["index"] for image in record["images"]] == [6, 7, 8]
+    assert record["images"][2] == {"index": 8, "split": "test", "file": "img8.png"}
+    assert record["counts"]["train-test/exact_pairs"] == 2 and record["counts"]["train-test/near_pairs"] == 1
+    assert "leaky: 3 val/test images duplicate train images (exact or pHash within 4 bits); scores may be optimistic" in caplog.text
+
+
+def test_exclude_drops_only_the_duplicates(leaky, tmp_path):
+    kept = screen_leakage(leaky, "exclude", 4, tmp_path)
+    assert kept.filenames.tolist() == [f"img{i}.png" for i in (0, 1, 2, 3, 4, 5, 9, 10, 11)]
+    assert json.loads((tmp_path / "leakage.json").read_text())["excluded"]
+    exact_only = screen_leakage(leaky, "exclude", None, tmp_path / "exact")
+    assert len(exact_only) == 10  # the noisy copy is not pixel-identical
+
+
+def test_off_unknown_and_unsplit_data(leaky, tiny_data, tmp_path):
+    assert screen_leakage(leaky, "off", 4, tmp_path) is leaky and not (tmp_path / "leakage.json").exists()
+    with pytest.raises(ValueError, match="leakage.check 'drop' is not one of warn, exclude, off"):
+        screen_leakage(leaky, "drop", 4, tmp_path)
+    assert screen_leakage(tiny_data, "exclude", 4, tmp_path) is tiny_data
+    assert json.loads((tmp_path / "leakage.json").read_text())["skipped"] == "tiny has splits none; nothing to screen against train"
+
+
+def test_comparison_on_brain_mri_excludes_near_duplicate_test_scans(brain_mri, compose_root, tmp_path):
+    overrides = [
+        "data=brain_mri", "leakage.check=exclude", "protocol.per_class=[5]", "protocol.fractions=[]", "seeds=[0]",
+        "learners=[prototype_pixels]", "report.reference=prototype_pixels", "report.n_resamples=100",
+    ]  # fmt: skip
+    compare(compose_root("config", tmp_path, overrides))
+    record = json.loads((tmp_path / "leakage.json").read_text())
+    # 1622 train-test pairs within 4 bits (none pixel-identical) involve 496 of the 1092 test scans
+    assert record["counts"]["train-test/near_pairs"] == 1622 and record["counts"]["exact_pairs"] == 0
+    assert record["flagged"] == 496 and record["excluded"]
+    with (tmp_path / "results.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert int(row["n_query"]) == 1092 - 496
