@@ -5,9 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from medfew.data import ImageData, load_labelled_npz, load_medmnist
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHARED_DATA = Path(os.environ.get("MEDFEW_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
@@ -55,3 +59,23 @@ def tiny_data() -> ImageData:
     images = torch.randint(0, 256, (40, 1, 32, 32), dtype=torch.uint8, generator=generator)
     labels = torch.arange(4).repeat_interleave(10)
     return ImageData(images, labels, ("a", "b", "c", "d"), name="tiny")
+
+
+def compose_root_config(name: str, out: Path, overrides: list[str]) -> DictConfig:
+    """configs/<name>.yaml as ``@hydra.main`` sees it, output in ``out``, W&B off unless
+    ``overrides`` choose a logger; the Hydra state is set as in a run."""
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        paths = [f"paths.output_dir={out}", f"paths.root_dir={out}", f"paths.data_dir={SHARED_DATA}"]
+        quiet = [] if any(o.startswith("logger=") for o in overrides) else ["logger=none"]
+        cfg = compose(name, overrides=[*paths, *quiet, *overrides], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    return cfg
+
+
+@pytest.fixture
+def compose_root():
+    """``compose_root(name, out, overrides)``; the Hydra state it sets is cleared after the test."""
+    yield compose_root_config
+    HydraConfig.instance().cfg = None

@@ -16,8 +16,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_all_learners_see_identical_episodes(bloodcells, root_config, tmp_path: Path):
-    cfg = root_config(
+def test_all_learners_see_identical_episodes(bloodcells, compose_root, tmp_path: Path):
+    cfg = compose_root(
+        "config",
         tmp_path,
         [
             "data=bloodcells", "data.image_size=32", "protocol=episodes", "protocol.shots=[1,5]",
@@ -38,12 +39,12 @@ def test_all_learners_see_identical_episodes(bloodcells, root_config, tmp_path: 
     assert (tmp_path / "summary.md").exists() and (tmp_path / "label_efficiency_shots.png").exists()
 
 
-def test_interrupted_comparison_resumes_without_duplicates(breastmnist, root_config, tmp_path: Path):
+def test_interrupted_comparison_resumes_without_duplicates(breastmnist, compose_root, tmp_path: Path):
     overrides = [
         "protocol.per_class=[5]", "protocol.fractions=[0.1]", "seeds=[0,1]",
         "learners=[prototype_pixels,logreg_pixels]", "report.reference=logreg_pixels",
     ]  # fmt: skip
-    compare(root_config(tmp_path, overrides))
+    compare(compose_root("config", tmp_path, overrides))
     path = tmp_path / "results.csv"
     complete = read_rows(path)
     assert len(complete) == 2 * 2 * 2
@@ -51,7 +52,7 @@ def test_interrupted_comparison_resumes_without_duplicates(breastmnist, root_con
         writer = csv.DictWriter(f, fieldnames=list(complete[0]))
         writer.writeheader()
         writer.writerows(complete[:3])
-    compare(root_config(tmp_path, overrides))
+    compare(compose_root("config", tmp_path, overrides))
     resumed = read_rows(path)
     assert resumed[:3] == complete[:3]  # kept, not recomputed
     assert len({row_key(r) for r in resumed}) == len(resumed) == len(complete)
@@ -78,14 +79,15 @@ class ClassPrior(Learner):
 '''
 
 
-def test_a_new_learner_is_one_file_and_one_config(breastmnist, root_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_new_learner_is_one_file_and_one_config(breastmnist, compose_root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "my_prior.py").write_text(LEARNER_FILE)
     (tmp_path / "configs" / "learner").mkdir(parents=True)
     (tmp_path / "configs" / "learner" / "class_prior.yaml").write_text("_target_: my_prior.ClassPrior\n")
     monkeypatch.syspath_prepend(str(tmp_path / "code"))
     out = tmp_path / "run"
-    cfg = root_config(
+    cfg = compose_root(
+        "config",
         out,
         [
             f"hydra.searchpath=[file://{tmp_path / 'configs'}]", "learners=[class_prior,prototype_pixels]",
@@ -103,6 +105,6 @@ def test_a_new_learner_is_one_file_and_one_config(breastmnist, root_config, tmp_
     assert saved["results"]["bal_acc"]["prototype_pixels"]["per_class=5"]["vs_reference"]["n"] == 2
 
 
-def test_unknown_learner_names_the_file(root_config, tmp_path: Path):
+def test_unknown_learner_names_the_file(compose_root, tmp_path: Path):
     with pytest.raises(KeyError, match="unknown learner 'nope'.*learner/nope.yaml"):
-        compare(root_config(tmp_path, ["learners=[nope]"]))
+        compare(compose_root("config", tmp_path, ["learners=[nope]"]))

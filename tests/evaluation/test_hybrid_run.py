@@ -5,8 +5,9 @@ from pathlib import Path
 from medfew.evaluation import compare
 
 
-def test_ssl_prototype_pretrains_on_the_pool_then_scores(breastmnist, root_config, tmp_path: Path):
-    cfg = root_config(
+def test_ssl_prototype_pretrains_on_the_pool_then_scores(breastmnist, compose_root, tmp_path: Path):
+    cfg = compose_root(
+        "config",
         tmp_path,
         [
             "learners=[ssl_prototype]", "protocol.per_class=[5]", "protocol.fractions=[]", "seeds=[0]",

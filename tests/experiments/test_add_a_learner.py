@@ -6,8 +6,9 @@ from pathlib import Path
 from medfew.evaluation import compare
 
 
-def test_matching_net_appears_in_the_comparison_table(bloodcells, run_config, tmp_path: Path):
-    cfg = run_config(
+def test_matching_net_appears_in_the_comparison_table(bloodcells, compose_root, tmp_path: Path):
+    cfg = compose_root(
+        "config",
         tmp_path,
         [
             "experiment=bloodcells_fewshot", "debug=smoke", "learners=[prototype_pixels,matching_net]",

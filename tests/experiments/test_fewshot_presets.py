@@ -16,10 +16,10 @@ def test_episode_preset_runs_at_smoke_settings(
     bloodcells,
     brain_mri,
     pneumoniamnist,
-    run_config,
+    compose_root,
     tmp_path: Path,
 ):
-    cfg = run_config(tmp_path, [f"experiment={preset}", "debug=smoke"])
+    cfg = compose_root("config", tmp_path, [f"experiment={preset}", "debug=smoke"])
     summary = compare(cfg)
     with (tmp_path / "results.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))

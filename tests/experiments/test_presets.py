@@ -27,9 +27,9 @@ def test_the_presets_are_the_documented_ones():
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_preset_and_its_learners_resolve(preset: str, run_config, tmp_path: Path):
+def test_preset_and_its_learners_resolve(preset: str, compose_root, tmp_path: Path):
     for smoke in ([], ["debug=smoke"]):
-        cfg = run_config(tmp_path, [f"experiment={preset}", *smoke])
+        cfg = compose_root("config", tmp_path, [f"experiment={preset}", *smoke])
         assert cfg.task_name == (preset if preset != "label_efficiency" else "breastmnist_label_efficiency")
         for name in cfg.learners:
             learner = with_learner(cfg, name, cfg.learner_overrides.get(name)).learner
@@ -38,9 +38,9 @@ def test_preset_and_its_learners_resolve(preset: str, run_config, tmp_path: Path
                 assert learner.steps == 2, name
 
 
-def test_published_references_are_recorded(run_config, tmp_path: Path):
-    breast = run_config(tmp_path, ["experiment=breastmnist_label_efficiency"]).published
-    pneumonia = run_config(tmp_path, ["experiment=pneumoniamnist_label_efficiency"]).published
+def test_published_references_are_recorded(compose_root, tmp_path: Path):
+    breast = compose_root("config", tmp_path, ["experiment=breastmnist_label_efficiency"]).published
+    pneumonia = compose_root("config", tmp_path, ["experiment=pneumoniamnist_label_efficiency"]).published
     assert (breast.acc, breast.auroc, pneumonia.acc, pneumonia.auroc) == (
         0.863,
         0.901,
@@ -49,8 +49,8 @@ def test_published_references_are_recorded(run_config, tmp_path: Path):
     )
 
 
-def test_label_efficiency_preset_runs_at_smoke_settings(breastmnist, run_config, tmp_path: Path):
-    cfg = run_config(tmp_path, ["experiment=breastmnist_label_efficiency", "debug=smoke"])
+def test_label_efficiency_preset_runs_at_smoke_settings(breastmnist, compose_root, tmp_path: Path):
+    cfg = compose_root("config", tmp_path, ["experiment=breastmnist_label_efficiency", "debug=smoke"])
     summary = compare(cfg)
     rows = read_rows(tmp_path / "results.csv")
     assert len(rows) == len(cfg.learners) * 3  # one test set per fraction, one seed
@@ -64,8 +64,8 @@ def test_label_efficiency_preset_runs_at_smoke_settings(breastmnist, run_config,
 
 
 @pytest.mark.slow
-def test_pneumoniamnist_preset_runs_at_smoke_settings(pneumoniamnist, run_config, tmp_path: Path):
-    cfg = run_config(tmp_path, ["experiment=pneumoniamnist_label_efficiency", "debug=smoke"])
+def test_pneumoniamnist_preset_runs_at_smoke_settings(pneumoniamnist, compose_root, tmp_path: Path):
+    cfg = compose_root("config", tmp_path, ["experiment=pneumoniamnist_label_efficiency", "debug=smoke"])
     summary = compare(cfg)
     assert summary["learners"] == list(cfg.learners) and summary["identical_splits"]
     assert [s["setting"] for s in summary["settings"]] == [

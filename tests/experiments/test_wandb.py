@@ -28,13 +28,13 @@ def test_value_tags_are_one_per_value():
     ]  # fmt: skip
 
 
-def test_disabled_writes_results_and_no_wandb_folder(breastmnist, run_config, tmp_path: Path):
-    compare(run_config(tmp_path, ["logger=none", *TINY]))
+def test_disabled_writes_results_and_no_wandb_folder(breastmnist, compose_root, tmp_path: Path):
+    compare(compose_root("config", tmp_path, ["logger=none", *TINY]))
     assert (tmp_path / "summary.md").exists() and not (tmp_path / "wandb").exists()
 
 
-def test_offline_run_holds_tables_plots_and_tags(breastmnist, run_config, tmp_path: Path):
-    compare(run_config(tmp_path, ["logger=wandb", "task_name=my_experiment", *TINY]))
+def test_offline_run_holds_tables_plots_and_tags(breastmnist, compose_root, tmp_path: Path):
+    compare(compose_root("config", tmp_path, ["logger=wandb", "task_name=my_experiment", *TINY]))
     wandb.teardown()  # the W&B service writes the run file out when it stops
     (run,) = offline_runs(tmp_path)
     media = run / "files" / "media"
@@ -52,13 +52,13 @@ def test_offline_run_holds_tables_plots_and_tags(breastmnist, run_config, tmp_pa
 
 
 def test_unreachable_server_falls_back_to_offline_and_loses_nothing(
-    breastmnist, run_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    breastmnist, compose_root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compare(run_config(tmp_path, ["logger=wandb_online", "logger.init_timeout=5", *TINY]))
+        compare(compose_root("config", tmp_path, ["logger=wandb_online", "logger.init_timeout=5", *TINY]))
     assert any("logging offline" in str(w.message) for w in caught), [str(w.message) for w in caught]
     assert len(offline_runs(tmp_path)) == 1
     assert (tmp_path / "summary.md").exists() and len((tmp_path / "results.csv").read_text().splitlines()) == 2

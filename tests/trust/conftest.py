@@ -11,9 +11,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
 from medfew.data import ImageData, class_split, label_budget, preprocess
 from medfew.models import create_backbone
@@ -74,22 +71,3 @@ def run_ok(command: list[str], env: dict[str, str], timeout: float = 300) -> sub
 def scripts() -> SimpleNamespace:
     """``kill_when`` and ``run_ok``, and ``python`` (this interpreter), for subprocess tests."""
     return SimpleNamespace(kill_when=kill_when, run_ok=run_ok, python=sys.executable)
-
-
-@pytest.fixture
-def compose_root() -> Callable[[str, Path, list[str]], DictConfig]:
-    """``compose_root(name, out, overrides)``: configs/<name>.yaml as ``@hydra.main`` sees it, output in
-    ``out``, W&B off unless ``overrides`` choose a logger."""
-
-    def compose_root(name: str, out: Path, overrides: list[str]) -> DictConfig:
-        with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-            paths = [f"paths.output_dir={out}", f"paths.root_dir={out}", f"paths.data_dir={DATA_DIR}"]
-            quiet = [] if any(o.startswith("logger=") for o in overrides) else ["logger=none"]
-            cfg = compose(name, overrides=[*paths, *quiet, *overrides], return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg.hydra
-        return cfg
-
-    yield compose_root
-    HydraConfig.instance().cfg = None
