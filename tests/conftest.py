@@ -1,6 +1,7 @@
 """Shared fixtures: real data from ../shared/data (skip on a user's machine, fail under CI)."""
 
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from medfew.data import ImageData, load_labelled_npz, load_medmnist
+from medfew.data import ImageData, class_split, load_labelled_npz, load_medmnist, preprocess
+from medfew.models import create_backbone
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHARED_DATA = Path(os.environ.get("MEDFEW_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -50,6 +52,24 @@ def bloodcells() -> ImageData:
 @pytest.fixture(scope="session")
 def brain_mri() -> ImageData:
     return load_labelled_npz(str(require_file("brain_tumor_mri_64.npz")))
+
+
+@pytest.fixture(scope="session")
+def tiny_conv4() -> partial:
+    """Factory of an 8-channel Conv-4 for 3 x 32 x 32 images."""
+    return partial(create_backbone, "conv4", in_chans=3, image_size=32, model_kwargs={"hidden": 8})
+
+
+@pytest.fixture(scope="session")
+def pbc_split(bloodcells: ImageData) -> dict[str, ImageData]:
+    """base (3 classes), val (2) and novel (3) PBC classes at 32 x 32 RGB."""
+    split = class_split(
+        bloodcells.class_names,
+        base=["basophil", "erythroblast", "platelet"],
+        val=["eosinophil", "ig"],
+        novel=["lymphocyte", "monocyte", "neutrophil"],
+    )
+    return split.apply(preprocess(bloodcells, image_size=32))
 
 
 @pytest.fixture

@@ -1,32 +1,8 @@
-"""Small PBC blood-cell splits (32 px) and tiny meta-learners for the meta-learning tests."""
-
-from functools import partial
+"""Tiny meta-training recipe for the meta-learning tests (data and backbone fixtures: tests/conftest.py)."""
 
 import pytest
 
-from medfew.data import ImageData, class_split, preprocess
 from medfew.fewshot import MetaTraining
-from medfew.models import create_backbone
-
-IMAGE_SIZE = 32
-
-
-@pytest.fixture(scope="session")
-def tiny_conv4() -> partial:
-    """Factory of an 8-channel Conv-4 for 3 x 32 x 32 images."""
-    return partial(create_backbone, "conv4", in_chans=3, image_size=IMAGE_SIZE, model_kwargs={"hidden": 8})
-
-
-@pytest.fixture(scope="session")
-def pbc_split(bloodcells: ImageData) -> dict[str, ImageData]:
-    """base (3 classes), val (2) and novel (3) PBC classes at 32 x 32 RGB."""
-    split = class_split(
-        bloodcells.class_names,
-        base=["basophil", "erythroblast", "platelet"],
-        val=["eosinophil", "ig"],
-        novel=["lymphocyte", "monocyte", "neutrophil"],
-    )
-    return split.apply(preprocess(bloodcells, image_size=IMAGE_SIZE))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """Tiny real data, tiny networks and subprocess helpers for the trust tests (resume, bad input, scale-out)."""
 
-import functools
 import os
 import signal
 import subprocess
@@ -12,35 +11,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from medfew.data import ImageData, class_split, label_budget, preprocess
-from medfew.models import create_backbone
+from medfew.data import ImageData, label_budget, preprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("MEDFEW_DATA") or ROOT.parent / "shared" / "data")  # as tests/conftest.py
 
 
 @pytest.fixture(scope="session")
-def tiny_conv4() -> functools.partial:
-    """Factory of an 8-channel Conv-4 for 3 x 32 x 32 images."""
-    return functools.partial(create_backbone, "conv4", 3, 32, model_kwargs={"hidden": 8})
-
-
-@pytest.fixture(scope="session")
 def pbc_pool(bloodcells: ImageData) -> ImageData:
     """16 unlabeled PBC images (2 per class) at 32 x 32: two SSL batches of 8."""
     return preprocess(bloodcells.subset(label_budget(bloodcells, per_class=2, seed=0).labelled), 32).unlabeled()
-
-
-@pytest.fixture(scope="session")
-def pbc_classes(bloodcells: ImageData) -> dict[str, ImageData]:
-    """base (3), val (2) and novel (3) PBC classes at 32 x 32."""
-    split = class_split(
-        bloodcells.class_names,
-        base=["basophil", "erythroblast", "platelet"],
-        val=["eosinophil", "ig"],
-        novel=["lymphocyte", "monocyte", "neutrophil"],
-    )
-    return split.apply(preprocess(bloodcells, image_size=32))
 
 
 @pytest.fixture(scope="session")

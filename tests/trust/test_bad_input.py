@@ -34,13 +34,13 @@ def test_unknown_config_names_list_the_valid_ones(root, override, listed):
             compose(root, overrides=[override])
 
 
-def test_meta_training_episodes_larger_than_the_data_are_named(pbc_classes, tiny_conv4, tmp_path):
+def test_meta_training_episodes_larger_than_the_data_are_named(pbc_split, tiny_conv4, tmp_path):
     too_wide = ProtoNet(tiny_conv4, meta_train_steps=1, meta_training=MetaTraining(n_way=4, steps_per_epoch=1, trainer={"accelerator": "cpu"}))
     with pytest.raises(ValueError, match="n_way = 4 but .* has 3 classes: basophil, erythroblast, platelet"):
-        too_wide.prepare(PrepareContext(tmp_path / "a", seed=0, base=pbc_classes["base"]))
+        too_wide.prepare(PrepareContext(tmp_path / "a", seed=0, base=pbc_split["base"]))
     too_deep = ProtoNet(tiny_conv4, meta_train_steps=1, meta_training=MetaTraining(n_shot=200, n_query=100, steps_per_epoch=1, trainer={"accelerator": "cpu"}))
     with pytest.raises(ValueError, match=r"class 'basophil' has \d+ images; n_shot \+ n_query = 300"):
-        too_deep.prepare(PrepareContext(tmp_path / "b", seed=0, base=pbc_classes["base"]))
+        too_deep.prepare(PrepareContext(tmp_path / "b", seed=0, base=pbc_split["base"]))
 
 
 WANDB_OFFLINE_FALLBACK = """

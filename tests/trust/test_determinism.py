@@ -29,7 +29,7 @@ def test_ssl_pretraining_is_deterministic(pbc_pool, tiny_conv4, tmp_path):
     assert not torch.equal(a["features.0.0.weight"], tiny_conv4().net.state_dict()["features.0.0.weight"])
 
 
-def test_meta_training_is_deterministic(pbc_classes, tiny_conv4, tmp_path):
+def test_meta_training_is_deterministic(pbc_split, tiny_conv4, tmp_path):
     recipe = MetaTraining(
         n_way=3, n_shot=1, n_query=2, meta_batch_size=2, steps_per_epoch=1, val_episodes=2,
         augment=medical_augment(32, rotation=90.0), trainer=QUIET,
@@ -38,7 +38,7 @@ def test_meta_training_is_deterministic(pbc_classes, tiny_conv4, tmp_path):
     for run in ("a", "b"):
         torch.manual_seed(0)
         learner = ProtoNet(tiny_conv4, meta_train_steps=2, meta_training=recipe)
-        learner.prepare(PrepareContext(tmp_path / run, seed=1, base=pbc_classes["base"], val=pbc_classes["val"]))
+        learner.prepare(PrepareContext(tmp_path / run, seed=1, base=pbc_split["base"], val=pbc_split["val"]))
         states.append(learner.state_dict())
     assert all(torch.equal(value, states[1][key]) for key, value in states[0].items())
 

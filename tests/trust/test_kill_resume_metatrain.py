@@ -55,7 +55,7 @@ def test_killed_meta_training_resumes_to_the_uninterrupted_result(scripts, data_
             assert torch.equal(value, b["state_dict"][key]), (name, key)
 
 
-def test_resumed_runs_keep_the_best_checkpoint_of_an_uninterrupted_run(pbc_classes, tiny_conv4, tmp_path):
+def test_resumed_runs_keep_the_best_checkpoint_of_an_uninterrupted_run(pbc_split, tiny_conv4, tmp_path):
     """last.ckpt must carry the best-checkpoint state of its own epoch: else a resume re-saves the
     best model under a new name (best-v1.ckpt) and reloads a stale best.ckpt."""
     recipe = MetaTraining(
@@ -66,7 +66,7 @@ def test_resumed_runs_keep_the_best_checkpoint_of_an_uninterrupted_run(pbc_class
     def run(workdir, steps: int) -> ProtoNet:
         torch.manual_seed(0)
         learner = ProtoNet(tiny_conv4, meta_train_steps=steps, meta_training=recipe)
-        learner.prepare(PrepareContext(workdir, seed=0, base=pbc_classes["base"], val=pbc_classes["val"]))
+        learner.prepare(PrepareContext(workdir, seed=0, base=pbc_split["base"], val=pbc_split["val"]))
         return learner
 
     run(tmp_path / "resumed", 1)  # stands for a run killed during its second epoch

@@ -41,11 +41,11 @@ def test_ssl_pretraining_stops_on_an_exploding_loss(pbc_pool, tiny_conv4, tmp_pa
     assert not (tmp_path / "backbone.safetensors").exists()  # no export from a failed run
 
 
-def test_meta_training_stops_on_an_exploding_loss(pbc_classes, tiny_conv4, tmp_path):
+def test_meta_training_stops_on_an_exploding_loss(pbc_split, tiny_conv4, tmp_path):
     # Adam moves every weight by ~lr per step: at lr 1e4 ProtoNet's squared distances blow up within a few steps
     recipe = MetaTraining(n_way=3, n_shot=1, n_query=2, steps_per_epoch=1, lr=1e4, trainer=QUIET)
     torch.manual_seed(0)
     learner = ProtoNet(tiny_conv4, meta_train_steps=6, meta_training=recipe)
     with pytest.raises(NonFiniteLossError) as error:
-        learner.prepare(PrepareContext(tmp_path, seed=0, base=pbc_classes["base"]))
+        learner.prepare(PrepareContext(tmp_path, seed=0, base=pbc_split["base"]))
     assert_stopped_with_the_last_good_checkpoint(error, tmp_path)

@@ -51,21 +51,21 @@ def test_a_pickled_payload_in_last_ckpt_is_refused_on_resume(pbc_pool, tiny_conv
     assert not marker.exists()
 
 
-def test_a_truncated_last_ckpt_is_refused_by_name(pbc_classes, tiny_conv4, tmp_path):
+def test_a_truncated_last_ckpt_is_refused_by_name(pbc_split, tiny_conv4, tmp_path):
     recipe = MetaTraining(n_way=3, n_shot=1, n_query=2, steps_per_epoch=1, trainer=QUIET)
     torch.manual_seed(0)
-    ProtoNet(tiny_conv4, meta_train_steps=1, meta_training=recipe).prepare(PrepareContext(tmp_path, seed=0, base=pbc_classes["base"]))
+    ProtoNet(tiny_conv4, meta_train_steps=1, meta_training=recipe).prepare(PrepareContext(tmp_path, seed=0, base=pbc_split["base"]))
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
     learner = ProtoNet(tiny_conv4, meta_train_steps=2, meta_training=recipe)
     with pytest.raises(ValueError, match=rf"refusing to resume from {re.escape(str(last))}.*Delete it to start afresh"):
-        learner.prepare(PrepareContext(tmp_path, seed=0, base=pbc_classes["base"]))
+        learner.prepare(PrepareContext(tmp_path, seed=0, base=pbc_split["base"]))
 
 
-def test_a_checkpoint_of_another_architecture_is_refused_on_resume(pbc_classes, tiny_conv4, tmp_path):
+def test_a_checkpoint_of_another_architecture_is_refused_on_resume(pbc_split, tiny_conv4, tmp_path):
     recipe = MetaTraining(n_way=3, n_shot=1, n_query=2, steps_per_epoch=1, trainer=QUIET)
     torch.manual_seed(0)
-    ProtoNet(tiny_conv4, meta_train_steps=1, meta_training=recipe).prepare(PrepareContext(tmp_path, seed=0, base=pbc_classes["base"]))
+    ProtoNet(tiny_conv4, meta_train_steps=1, meta_training=recipe).prepare(PrepareContext(tmp_path, seed=0, base=pbc_split["base"]))
     wider = functools.partial(create_backbone, "conv4", 3, 32, model_kwargs={"hidden": 16})
     learner = ProtoNet(wider, meta_train_steps=2, meta_training=recipe)
     last = tmp_path / "checkpoints" / "last.ckpt"
@@ -74,4 +74,4 @@ def test_a_checkpoint_of_another_architecture_is_refused_on_resume(pbc_classes, 
         r"learner.backbone.net.features.0.0.bias: \(8,\) there, \(16,\) here"
     )
     with pytest.raises(ValueError, match=message):
-        learner.prepare(PrepareContext(tmp_path, seed=0, base=pbc_classes["base"]))
+        learner.prepare(PrepareContext(tmp_path, seed=0, base=pbc_split["base"]))
