@@ -186,11 +186,7 @@ def plot_label_efficiency(summary: Mapping[str, Any], metrics: Sequence[str], ou
             ax.grid(alpha=0.3)
         axes[0][-1].legend(fontsize=8)
         fig.suptitle(f"{', '.join(summary['dataset'])}: label efficiency")
-        fig.tight_layout()
-        path = out / f"label_efficiency_{kind}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"label_efficiency_{kind}.png"))
     return paths
 
 
@@ -228,11 +224,7 @@ def plot_confusions(frame: pd.DataFrame, out: Path) -> list[Path]:
             ax.set_xlabel("predicted", fontsize=8)
             ax.set_ylabel("true", fontsize=8)
         fig.suptitle(f"confusion, {setting}")
-        fig.tight_layout()
-        path = out / f"confusion_{setting.replace('=', '_')}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"confusion_{setting.replace('=', '_')}.png"))
     return paths
 
 
@@ -274,3 +266,11 @@ def write_report(
     plot_label_efficiency(summary, plot_metrics, out)
     plot_confusions(frame, out)
     return summary
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (PNG, 120 dpi) and close ``fig``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
