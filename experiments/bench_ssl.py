@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterator
 
@@ -49,10 +50,8 @@ def endless(loader: DataLoader) -> Iterator:
         yield from loader
 
 
-def measure(step: Callable[[], None], steps: int, device: torch.device, warmup: int = 2) -> float:
-    """Images per second of ``step`` (one batch of BATCH images each), after ``warmup`` steps."""
-    for _ in range(warmup):
-        step()
+def timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
+    """Images per second of ``steps`` calls of ``step`` (one batch of BATCH images each)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -63,20 +62,44 @@ def measure(step: Callable[[], None], steps: int, device: torch.device, warmup: 
     return steps * BATCH / (time.perf_counter() - start)
 
 
+def measure(steps: dict[str, Callable[[], None]], n: int, rounds: int, device: torch.device) -> dict[str, float]:
+    """Median images/s of each step over ``rounds`` alternating rounds of ``n`` steps (evens out load drift)."""
+    for step in steps.values():
+        for _ in range(2):  # warmup
+            step()
+    runs = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            runs[name].append(timed(step, n, device))
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per figure (default 12 on CPU, 100 on GPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per figure per round (default 6 on CPU, 50 on GPU)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the three figures")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="DataLoader workers for (b)")
-    parser.add_argument("--data", default=os.path.join(os.environ.get("MEDFEW_DATA", "../shared/data"), "pbc_bloodcells_64.npz"))
+    parser.add_argument(
+        "--precision", choices=("auto", "32", "bf16"), default="auto",
+        help="one precision for all three figures; auto = bf16 autocast where the hardware has it (CUDA, CPU with bf16)",
+    )
+    parser.add_argument("--data", default="pbc_bloodcells_64.npz", help="labelled npz, absolute or under the data root")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    steps = args.steps or (100 if device.type == "cuda" else 12)
+    steps = args.steps or (50 if device.type == "cuda" else 6)
     images = load_labelled_npz(args.data).images  # (2000, 3, 64, 64) uint8
 
     torch.manual_seed(0)
     method = SimCLR(create_backbone("resnet18", 3, 64)).to(device)
     optimizer = LARS(method.parameters(), lr=0.3 * BATCH / 256, momentum=0.9, weight_decay=1e-6)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and bf16_supported(device))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def train(views: list[Tensor]) -> None:
         with autocast:
@@ -89,7 +112,9 @@ def main() -> None:
     pool = images.to(device)
     views = Views(medical_augment(64), ViewSpec(), 64)
     generator = torch.Generator(device=device).manual_seed(0)
-    a = measure(lambda: train(views(pool[torch.randint(len(pool), (BATCH,), device=device, generator=generator)])), steps, device)
+
+    def medfew_step() -> None:
+        train(views(pool[torch.randint(len(pool), (BATCH,), device=device, generator=generator)]))
 
     # (b) lightly's reference recipe
     transform = SimCLRTransform(input_size=64, normalize=None)
@@ -98,14 +123,17 @@ def main() -> None:
         persistent_workers=args.workers > 0, pin_memory=device.type == "cuda",
     )
     batches = endless(loader)
-    b = measure(lambda: train([v.to(device, non_blocking=True) for v in next(batches)]), steps, device)
+
+    def lightly_step() -> None:
+        train([v.to(device, non_blocking=True) for v in next(batches)])
 
     # (c) compute-only bound: views already made
     fixed = [v.contiguous() for v in views(pool[:BATCH])]
-    c = measure(lambda: train(fixed), steps, device)
+    speed = measure({"a": medfew_step, "b": lightly_step, "c": lambda: train(fixed)}, steps, args.rounds, device)
+    a, b, c = speed["a"], speed["b"], speed["c"]
 
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; batch {BATCH}, two views, 64x64, ResNet-18, {steps} timed steps, {args.workers} workers for (b)")
+    print(f"device: {name}; batch {BATCH}, two views, 64x64, ResNet-18, {args.rounds} rounds x {steps} timed steps, {args.workers} workers for (b), {'bf16 autocast' if bf16 else 'fp32'}")
     print(f"(a) medfew in-memory batch augmentation: {a:8.1f} images/s")
     print(f"(b) lightly DataLoader + SimCLRTransform: {b:8.1f} images/s")
     print(f"(c) compute-only bound:                   {c:8.1f} images/s")

@@ -6,11 +6,11 @@ recorded next to its outputs under ``outputs/benchmark/<budget>/<job>/`` and pri
 its table. Jobs already finished are reused, interrupted ones resume (run.py resumes), so
 parts can run separately and merge into the one file:
 
-    python experiments/benchmark.py --budget reduced --parts reproduction,fewshot
-    python experiments/benchmark.py --budget reduced --parts speed        # adds to the same file
-    python experiments/benchmark.py --budget full                         # every part (hours on CPU)
-    python experiments/benchmark.py --smoke                               # seconds; not BENCHMARKS.md
-    python experiments/benchmark.py --budget reduced --render-only        # rewrite the file only
+    python experiments/benchmark.py --budget cpu --parts reproduction,fewshot
+    python experiments/benchmark.py --budget cpu --parts speed        # adds to the same file
+    python experiments/benchmark.py --budget full                     # every part (hours on CPU)
+    python experiments/benchmark.py --smoke                           # seconds; not BENCHMARKS.md
+    python experiments/benchmark.py --budget cpu --render-only        # rewrite the file only
 
 A GPU is used automatically when present (run.py's device: auto) and marked in the output.
 """
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,11 @@ PUBLISHED = {  # MedMNIST v2 (Yang et al., Scientific Data 2023), Table 3, ResNe
     "breastmnist": {"acc": 0.863, "auroc": 0.901},
     "pneumoniamnist": {"acc": 0.854, "auroc": 0.944},
 }
+LE_LEARNERS = ("logreg_pixels", "finetune", "ssl_linear_probe", "ssl_prototype", "ssl_finetune", "ssl_finetune_barlow_twins")
+PUBLISHED_RECIPE = "-published-recipe"  # job suffix: medfew's finetune set up as MedMNIST's script
+PUBLISHED_RECIPE_ARGS = (  # CIFAR-stem ResNet-18, no augmentation, plain cross-entropy
+    "backbone=resnet18_cifar", "learner_overrides.finetune.augment=null", "learner_overrides.finetune.class_weighted=false",
+)
 META = ("protonet", "matching_net", "maml", "fomaml", "anil", "metasgd")
 
 
@@ -52,25 +57,26 @@ class Budget:
     repro_seeds: tuple[int, ...] = (0, 1, 2)
     repro_steps: int = 1500
     repro_eval_every: int = 50
-    le_datasets: tuple[str, ...] = ("breastmnist", "pneumoniamnist")
-    le_learners: tuple[str, ...] = ("logreg_pixels", "finetune", "ssl_linear_probe", "ssl_prototype", "ssl_finetune")
-    le_seeds: tuple[int, ...] = (0, 1, 2)
+    repro_published_recipe: tuple[str, ...] = ("breastmnist", "pneumoniamnist")  # datasets also run with it
+    repro_published_recipe_seeds: tuple[int, ...] = (0, 1, 2)  # its CIFAR stem costs ~9x a step at 28 px
+    le_seeds: Mapping[str, tuple[int, ...]] = field(
+        default_factory=lambda: {"breastmnist": (0, 1, 2), "pneumoniamnist": (0, 1, 2)}
+    )  # label-efficiency datasets and their seeds
+    le_learners: tuple[str, ...] = LE_LEARNERS
     le_steps: int = 500
-    ssl_epochs: int = 20
+    ssl_epochs: int = 50
     fs_learners: tuple[str, ...] = (
-        "logreg_pixels", "prototype_pixels", "prototype", "logreg", "knn", "finetune",
+        "logreg_pixels", "prototype_pixels", "prototype", "logreg", "knn", "linear_probe", "finetune",
+        "ssl_prototype", "ssl_logreg", "ssl_linear_probe", "ssl_finetune",
         "protonet", "matching_net", "maml", "fomaml", "anil", "metasgd",
     )  # fmt: skip
     fs_episodes: int = 600
-    fs_second_job: tuple[str, ...] = ()  # learners also run as a second job, in parallel (same episodes)
-    fs_short_job: tuple[str, ...] = ()  # learners run on a shorter episode set (fs_short_episodes), own table
-    fs_short_episodes: int = 100
     fs_image_size: int = 64
     fs_finetune_steps: int = 100
     meta_steps: int = 1000
     maml_inner_steps: int = 5
     cd_targets: tuple[str, ...] = ("pneumoniamnist", "breastmnist")
-    cd_learners: tuple[str, ...] = ("logreg_pixels", "prototype_pixels", "finetune", "protonet", "maml")
+    cd_learners: tuple[str, ...] = ("logreg_pixels", "prototype_pixels", "finetune", "ssl_prototype", "protonet", "maml")
     bench_ssl_args: tuple[str, ...] = ()
     bench_fewshot_args: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()  # overrides added to every run.py job (e.g. debug=smoke)
@@ -80,36 +86,29 @@ BUDGETS = {
     "full": Budget(
         name="full",
         statement="3 seeds; reproduction 1500 fine-tuning steps (batch 64) with early stopping on val loss; "
-        "label efficiency 3 seeds, SimCLR 20 epochs, 500 fine-tuning steps; few-shot 600 episodes per shot "
-        "count at 64 px, 100 fine-tuning steps per episode, 1000 meta-training steps; cross-domain 600 "
-        "episodes. Estimated 6-10 h on 2 idle CPU cores (not measured end to end), under 1 h on one GPU.",
+        "label efficiency 3 seeds, SSL 50 epochs, 500 fine-tuning steps; few-shot 600 episodes per shot "
+        "count at 64 px, every learner, 100 fine-tuning steps per episode, 1000 meta-training steps; cross-domain "
+        "600 episodes on both targets. Estimated 10-20 h on 2 CPU cores (not run end to end), 2-3 h on one GPU.",
     ),
-    "reduced": Budget(
-        name="reduced",
-        statement="what fitted in about one hour of 2 CPU cores shared with other jobs (each ResNet-18 step "
-        "took 1-6 s): reproduction 3 seeds x 60 fine-tuning steps (batch 64, val check every 20 steps); "
-        "few-shot 600 episodes per shot count at 28 px, 20 fine-tuning steps per episode, 100 meta-training "
-        "steps (MAML: 1 inner step in meta-training, 3 at test), a random-init Conv-4 for the feature learners; cross-domain 600 episodes on PneumoniaMNIST, cheap "
-        "learners + ProtoNet; label efficiency BreastMNIST only, 1 seed, SimCLR 2 epochs, 40 fine-tuning steps; "
-        "speed scripts at reduced step counts.",
-        repro_steps=60,
-        repro_eval_every=20,
-        le_datasets=("breastmnist",),
-        le_learners=("logreg_pixels", "finetune", "ssl_linear_probe", "ssl_prototype", "ssl_finetune"),
-        le_seeds=(0,),
-        le_steps=40,
-        ssl_epochs=2,
-        fs_learners=("logreg_pixels", "prototype_pixels", "prototype", "knn", "finetune", "protonet", "maml"),
-        fs_second_job=("protonet", "maml"),
-        fs_short_job=("prototype_pixels", "finetune"),
+    "cpu": Budget(
+        name="cpu",
+        statement="sized for about 80 minutes of 2 idle CPU cores (bf16 autocast where the CPU has it): "
+        "reproduction 3 seeds x 500 fine-tuning steps (batch 64, val check every 25), the published recipe "
+        "(CIFAR stem) on BreastMNIST with 1 seed; label efficiency "
+        "BreastMNIST 3 seeds and PneumoniaMNIST 1 seed, SSL 10 epochs, 500 fine-tuning steps with early stopping; "
+        "few-shot 600 episodes per shot count at 28 px, every learner, 20 fine-tuning steps per episode, 200 "
+        "meta-training steps (MAML family: 1 inner step in meta-training, 3 at test); cross-domain 600 episodes "
+        "on both targets; speed scripts at their default settings.",
+        repro_steps=500,
+        repro_eval_every=25,
+        repro_published_recipe=("breastmnist",),
+        repro_published_recipe_seeds=(0,),
+        le_seeds={"breastmnist": (0, 1, 2), "pneumoniamnist": (0,)},
+        ssl_epochs=10,
         fs_image_size=28,
         fs_finetune_steps=20,
-        meta_steps=100,
+        meta_steps=200,
         maml_inner_steps=1,
-        cd_targets=("pneumoniamnist",),
-        cd_learners=("logreg_pixels", "prototype_pixels", "finetune", "protonet"),
-        bench_ssl_args=("--steps", "4", "--workers", "2"),
-        bench_fewshot_args=("--iterations", "3", "--rounds", "2", "--episodes", "100"),
     ),
     "smoke": Budget(
         name="smoke",
@@ -117,9 +116,9 @@ BUDGETS = {
         repro_seeds=(0,),
         repro_steps=2,
         repro_eval_every=1,
-        le_datasets=("breastmnist",),
+        repro_published_recipe=(),
+        le_seeds={"breastmnist": (0,)},
         le_learners=("logreg_pixels", "finetune"),
-        le_seeds=(0,),
         le_steps=2,
         ssl_epochs=1,
         fs_learners=("prototype_pixels", "finetune"),
@@ -129,7 +128,7 @@ BUDGETS = {
         meta_steps=1,
         cd_targets=("pneumoniamnist",),
         cd_learners=("prototype_pixels", "finetune"),
-        bench_ssl_args=("--steps", "1", "--workers", "0"),
+        bench_ssl_args=("--steps", "1", "--rounds", "1", "--workers", "0"),
         bench_fewshot_args=("--iterations", "1", "--rounds", "1", "--episodes", "5"),
         extra=("debug=smoke", "report.n_resamples=200"),
     ),
@@ -162,34 +161,33 @@ def jobs(budget: Budget, part: str) -> list[Job]:
     seeds = lambda s: f"seeds=[{','.join(map(str, s))}]"  # noqa: E731
     if part == "reproduction":
         return [
-            Job(part, f"reproduction-{ds}", (
-                f"experiment={ds}_label_efficiency", "learners=[finetune]", "protocol.fractions=[1.0]", seeds(b.repro_seeds),
+            Job(part, f"reproduction-{ds}{suffix}", (
+                f"experiment={ds}_label_efficiency", "learners=[finetune]", "protocol.fractions=[1.0]", seeds(run_seeds),
                 f"learner_overrides.finetune.steps={b.repro_steps}", f"learner_overrides.finetune.eval_every={b.repro_eval_every}",
-                *extra,
+                *recipe, *extra,
             ))  # fmt: skip
             for ds in PUBLISHED
+            for suffix, recipe, run_seeds in (
+                ("", (), b.repro_seeds), (PUBLISHED_RECIPE, PUBLISHED_RECIPE_ARGS, b.repro_published_recipe_seeds)
+            )
+            if not suffix or ds in b.repro_published_recipe
         ]
     if part == "label_efficiency":
-        steps = [f"learner_overrides.{lr}.steps={b.le_steps}" for lr in ("finetune", "ssl_finetune") if lr in b.le_learners]
+        tuned = ("finetune", "ssl_finetune", "ssl_finetune_barlow_twins")
+        steps = [f"learner_overrides.{lr}.steps={b.le_steps}" for lr in tuned if lr in b.le_learners]
         return [
             Job(part, f"label_efficiency-{ds}", (
-                f"experiment={ds}_label_efficiency", f"learners=[{','.join(b.le_learners)}]", seeds(b.le_seeds),
+                f"experiment={ds}_label_efficiency", f"learners=[{','.join(b.le_learners)}]", seeds(b.le_seeds[ds]),
                 f"ssl_epochs={b.ssl_epochs}", *steps, *extra,
             ))  # fmt: skip
-            for ds in b.le_datasets
+            for ds in b.le_seeds
         ]
     if part == "fewshot":
-        groups = {"fewshot-bloodcells": (b.fs_learners, b.fs_episodes)}
-        if b.fs_second_job:
-            groups["fewshot-bloodcells-meta"] = (b.fs_second_job, b.fs_episodes)
-        if b.fs_short_job:
-            groups[f"fewshot-bloodcells-{b.fs_short_episodes}ep"] = (b.fs_short_job, b.fs_short_episodes)
         return [
-            Job(part, name, (
-                "experiment=bloodcells_fewshot", f"learners=[{','.join(learners)}]", f"episodes={episodes}",
-                f"data.image_size={b.fs_image_size}", *learner_overrides(b, learners), *extra,
+            Job(part, "fewshot-bloodcells", (
+                "experiment=bloodcells_fewshot", f"learners=[{','.join(b.fs_learners)}]", f"episodes={b.fs_episodes}",
+                f"data.image_size={b.fs_image_size}", *learner_overrides(b, b.fs_learners), *extra,
             ))  # fmt: skip
-            for name, (learners, episodes) in groups.items()
         ]
     if part == "crossdomain":
         return [
@@ -211,7 +209,8 @@ def learner_overrides(b: Budget, learners: Sequence[str]) -> list[str]:
     """Per-learner step counts of the episode parts (smoke leaves them to debug=smoke)."""
     if b.extra:
         return []
-    out = [f"++learner_overrides.finetune.steps={b.fs_finetune_steps}"] if "finetune" in learners else []
+    tuned = ("finetune", "linear_probe", "ssl_finetune", "ssl_linear_probe")  # trained per episode
+    out = [f"++learner_overrides.{lr}.steps={b.fs_finetune_steps}" for lr in tuned if lr in learners]
     for lr in learners:
         if lr in META:
             out.append(f"++learner_overrides.{lr}.meta_train_steps={b.meta_steps}")
@@ -377,23 +376,26 @@ def render_reproduction(budget: Budget, base: Path, host: Mapping[str, Any]) -> 
         "augmentation preset of the modality, early stopping on val loss), 100 % of the train labels, "
         "scored on the official test split; versus MedMNIST v2 Table 3 (ResNet-18 (28)).",
         "",
-        "| dataset | seeds | medfew ACC | published ACC | medfew AUC | published AUC | medfew bal. acc |",
-        "|---|---|---|---|---|---|---|",
+        f"Rows `{PUBLISHED_RECIPE[1:]}`: the same learner set up as MedMNIST's script (CIFAR-stem ResNet-18, "
+        "no augmentation, plain cross-entropy), to measure what the preset's differences cost.",
+        "",
+        "| dataset | setup | seeds | medfew ACC | published ACC | medfew AUC | published AUC | medfew bal. acc |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     facts, prov = {}, []
     for job in jobs(budget, "reproduction"):
         record, summary = load(job, base / job.name)
         prov += provenance(job.name, record, host, base / job.name)
-        ds = job.name.split("-", 1)[1]
-        if summary is None:
-            out.append(f"| {ds} | - | not run | {PUBLISHED[ds]['acc']} | - | {PUBLISHED[ds]['auroc']} | - |")
-            continue
-        acc, auc, bal = (cell(summary, m, "finetune", "fraction=1") for m in ("acc", "auroc", "bal_acc"))
-        n = acc["n"] if acc else 0
-        out.append(
-            f"| {ds} | {n} | {fmt(acc)} | {PUBLISHED[ds]['acc']} | {fmt(auc)} | {PUBLISHED[ds]['auroc']} | {fmt(bal)} |"
+        ds = job.name.removeprefix("reproduction-").removesuffix(PUBLISHED_RECIPE)
+        setup = PUBLISHED_RECIPE[1:] if job.name.endswith(PUBLISHED_RECIPE) else "preset"
+        acc, auc, bal = (
+            (cell(summary, m, "finetune", "fraction=1") if summary else None) for m in ("acc", "auroc", "bal_acc")
         )
-        if acc and auc:
+        n = acc["n"] if acc else "-"
+        out.append(
+            f"| {ds} | {setup} | {n} | {fmt(acc)} | {PUBLISHED[ds]['acc']} | {fmt(auc)} | {PUBLISHED[ds]['auroc']} | {fmt(bal)} |"
+        )
+        if acc and auc and setup == "preset":
             facts[ds] = {"acc": acc["mean"], "auroc": auc["mean"], "published": PUBLISHED[ds]}
     out += ["", *prov, *why_lower(budget, facts)]
     return out, facts
@@ -412,12 +414,12 @@ def why_lower(budget: Budget, facts: Mapping[str, Any]) -> list[str]:
         "",
         f"1. *Training length.* MedMNIST v2 trains 100 epochs (batch 128, Adam lr 1e-3, x0.1 at epochs 50 "
         f"and 75). This budget ran {budget.repro_steps} steps of batch 64 ({seen}), and early stopping on "
-        "val loss can end it sooner. At the reduced budget this dominates: the network is far from converged.",
+        "val loss can end it sooner.",
         "2. *Input stem.* The published 28 px ResNet-18 is the CIFAR variant (3x3 stride-1 first convolution, "
         "no max-pool: 28x28 maps in the first stage, 4x4 in the last). medfew's `resnet18` is timm's ImageNet "
         "ResNet-18 (7x7 stride-2 convolution + max-pool): measured feature maps for a 28 px input are 7x7 "
-        "after the stem, then 7, 4, 2, 1 per stage, so the last stage sees a single position. Fix to try: "
-        "`data.image_size=64` or a CIFAR-stem backbone (not measured here).",
+        "after the stem, then 7, 4, 2, 1 per stage, so the last stage sees a single position. `backbone=resnet18_cifar` "
+        "is the published network: see the published-recipe rows above where they ran.",
         "3. *Model selection and loss.* The published script keeps the best-val-AUC epoch with plain cross-entropy; "
         "the label-efficiency preset stops early on val loss with a class-weighted loss, which trades majority-"
         "class accuracy (ACC) for balanced accuracy (compare the ACC and balanced-accuracy columns).",
@@ -432,7 +434,8 @@ def render_label_efficiency(budget: Budget, base: Path, host: Mapping[str, Any])
     out = [
         "## 2. Label efficiency: 1 %, 10 %, 100 % of the train labels",
         "",
-        "Learners: `finetune` (ResNet-18 from scratch), `ssl_finetune` (SimCLR on the train images without "
+        "Learners: `finetune` (ResNet-18 from scratch), `ssl_finetune` / `ssl_finetune_barlow_twins` (SimCLR / "
+        "Barlow Twins, the two methods that learned most in short runs, on the train images without "
         "labels, then full fine-tuning), `ssl_linear_probe` (SimCLR + linear head on frozen features), "
         "`ssl_prototype` (SimCLR + nearest class prototype, ProtoNet's classifier: ProtoNet's episodic "
         "meta-training needs more classes than these 2-class datasets have), `logreg_pixels` (the floor). "

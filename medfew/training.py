@@ -3,11 +3,13 @@
 Checkpoints every epoch into ``<workdir>/checkpoints`` (``last.ckpt`` included), resume
 from it when the same command runs again, seed each epoch from (seed, epoch) so a resumed
 run draws the same augmentations and episodes as an uninterrupted one, and stop with a
-clear message on a non-finite loss, keeping the last good checkpoint.
+clear message on a non-finite loss, keeping the last good checkpoint. ``precision="auto"``
+(Lightning's values otherwise) is decided here for every trainer and for plain PyTorch loops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,52 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+#: Lightning precision values a plain PyTorch loop understands (``autocast_dtype``), after ``auto``
+LOOP_PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def bf16_supported(device_type: str) -> bool:
+    """Whether ``device_type`` ("cpu", "cuda") has bfloat16 arithmetic in hardware (CPU: AVX512-BF16 or AMX)."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return False
+
+
+def resolve_precision(precision: str | int, device_type: str) -> str | int:
+    """``auto`` -> ``bf16-mixed`` where ``device_type`` has bf16 hardware, else ``16-mixed`` on CUDA
+    and ``32-true`` elsewhere; any other (Lightning) value is returned as is.
+
+    bf16-mixed was faster for every network measured on an AVX512-BF16 CPU (fine-tune steps,
+    batch 64, one thread: Conv-4 28 px 1.8x, ResNet-18 28 px 1.3x, 28 px CIFAR stem 1.9x, 64 px 1.65x).
+    """
+    if precision != "auto":
+        return precision
+    if bf16_supported(device_type):
+        return "bf16-mixed"
+    return "16-mixed" if device_type == "cuda" else "32-true"
+
+
+def autocast_dtype(precision: str | int, device_type: str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` (after ``auto``) for a plain loop; None: float32 throughout."""
+    resolved = resolve_precision(precision, device_type)
+    if resolved not in LOOP_PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of auto, {', '.join(LOOP_PRECISIONS)} (the values a plain training loop runs)")
+    return LOOP_PRECISIONS[resolved]
+
+
+def autocast(dtype: torch.dtype | None, device_type: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to ``dtype`` (wrap forward + loss only), or a no-op for None."""
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
+
+
+def accelerator_device(accelerator: Any) -> str:
+    """The torch device type a Lightning ``accelerator`` value trains on."""
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return {"gpu": "cuda"}.get(str(accelerator), str(accelerator))
 
 
 class EpochSeed(Callback):
@@ -59,7 +107,10 @@ class StopOnNonFiniteLoss(Callback):
 
 
 def build_trainer(workdir: str | Path, seed: int, logger: Any = False, **trainer_kwargs: Any) -> pl.Trainer:
-    """A Lightning Trainer with medfew's checkpoint, seeding and loss-guard callbacks."""
+    """A Lightning Trainer with medfew's checkpoint, seeding and loss-guard callbacks.
+
+    ``precision`` defaults to ``auto`` (``resolve_precision`` for the accelerator's device).
+    """
     checkpoint_dir = Path(workdir) / "checkpoints"
     callbacks = [
         # the caller's first: Lightning keeps the order of checkpoint callbacks, so a best-model
@@ -74,6 +125,8 @@ def build_trainer(workdir: str | Path, seed: int, logger: Any = False, **trainer
         StopOnNonFiniteLoss(checkpoint_dir),
     ]
     trainer_kwargs.setdefault("enable_model_summary", False)
+    device_type = accelerator_device(trainer_kwargs.get("accelerator", "auto"))
+    trainer_kwargs["precision"] = resolve_precision(trainer_kwargs.get("precision", "auto"), device_type)
     return pl.Trainer(default_root_dir=str(workdir), logger=logger, callbacks=callbacks, **trainer_kwargs)
 
 

@@ -3,9 +3,11 @@
 For each learner (found by name, see ``medfew.learners.registry``) and seed, a fresh
 learner is instantiated with that seed, prepared on what the protocol allows (once per
 seed when the protocol's context does not depend on the setting, else once per setting)
-and scored on the protocol's tasks. Rows go to ``results.csv`` as each block finishes;
-blocks already there (same learner config hash, setting, seed and split hash) are
-skipped, so rerunning the same command resumes an interrupted comparison.
+and scored on the protocol's tasks. SSL pretraining runs once per pool, seed and settings
+in ``<out>/cache/ssl``, however many learners and settings ask for it. Rows go to
+``results.csv`` as each block finishes; blocks already there (same learner config hash,
+setting, seed and split hash) are skipped, so rerunning the same command resumes an
+interrupted comparison (and reuses finished pretraining).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def run_learner(
                 log.info("%s %s seed %d: already in %s, skipped", name, setting.name, seed, results.path)
                 continue
             if learner is None or not protocol.shares_prepare:
-                context = replace(protocol.context(setting, seed, workdir), logger=run)
+                context = replace(protocol.context(setting, seed, workdir), logger=run, cache=out / "cache")
                 learner = build_learner(learner_cfg, name, context, device)
             identity = dict(
                 dataset=cfg.data.name, protocol=protocol.name, learner=name, learner_hash=learner_hash,

@@ -45,7 +45,10 @@ class MetaTraining:
         val_episodes: fixed val-class episodes scored every epoch to pick the best checkpoint.
         augment: batch augmentation (e.g. ``medfew.data.medical_augment``) applied to the
             support and query images of training episodes (not val), or None.
-        trainer: extra ``pytorch_lightning.Trainer`` kwargs (accelerator, precision, ...);
+        precision: Lightning precision of meta-training (it replaces ``trainer``'s). float32 by
+            default: squared distances between embeddings (ProtoNet) and MAML's inner-loop
+            gradients lose too much in bf16 (ProtoNet on PBC stopped learning under bf16-mixed).
+        trainer: extra ``pytorch_lightning.Trainer`` kwargs (accelerator, devices, ...);
             ``max_epochs`` is set from the learner's ``meta_train_steps``.
     """
 
@@ -59,6 +62,7 @@ class MetaTraining:
     val_n_way: int | None = None
     val_episodes: int = 100
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    precision: str = "32-true"
     trainer: dict[str, Any] = field(default_factory=dict)
 
 
@@ -195,6 +199,7 @@ def meta_train(learner: EpisodicLearner, context: PrepareContext, recipe: MetaTr
     trainer_kwargs = {
         "log_every_n_steps": 10,
         **recipe.trainer,
+        "precision": recipe.precision,
         "max_epochs": steps // recipe.steps_per_epoch,
         "inference_mode": False,  # MAML adapts by gradient steps inside validation
         "num_sanity_val_steps": 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -14,7 +15,12 @@ from medfew.learners.base import Learner, PrepareContext
 from medfew.models import Backbone, load_backbone
 
 BackboneFactory = Callable[[], Backbone]
-Pretrain = Callable[[ImageData, Path, int], Path]
+
+
+class Pretrain(Protocol):
+    """An SSL step such as a partial of ``medfew.ssl.pretrain``: pool -> exported backbone file."""
+
+    def __call__(self, data: ImageData, workdir: Path, seed: int, *, cache: Path | None = None) -> Path: ...
 
 
 class BackboneLearner(Learner):
@@ -23,8 +29,9 @@ class BackboneLearner(Learner):
     Args:
         backbone: builds the backbone (random init, timm weights or a file, by its config);
             None means the learner works on flattened pixels.
-        pretrain: optional SSL step, called as ``pretrain(unlabeled, workdir / "ssl", seed)``
-            in ``prepare``; the backbone is then replaced by the export it returns.
+        pretrain: optional SSL step, called as ``pretrain(unlabeled, workdir / "ssl", seed, cache=cache)``
+            in ``prepare`` (with a ``context.cache``, identical pretrainings of a run share one
+            folder there); the backbone is then replaced by the export it returns.
         batch_size: images per forward pass when extracting features.
     """
 
@@ -42,7 +49,8 @@ class BackboneLearner(Learner):
             return
         if context.unlabeled is None or len(context.unlabeled) == 0:
             raise ValueError(f"{type(self).__name__}: pretrain needs unlabeled images, but the protocol gave none")
-        self.backbone = load_backbone(self.pretrain(context.unlabeled, context.workdir / "ssl", context.seed))
+        export = self.pretrain(context.unlabeled, context.workdir / "ssl", context.seed, cache=context.cache)
+        self.backbone = load_backbone(export)
 
     def require_backbone(self) -> Backbone:
         if self.backbone is None:

@@ -29,6 +29,8 @@ class PrepareContext:
         workdir: folder for this learner's checkpoints; a rerun resumes from it.
         seed: the run's seed.
         logger: a W&B run (``medfew.tracking.start_wandb``) to log training to, or None.
+        cache: run-wide folder for training that learners and settings share (SSL
+            pretraining, keyed by its pool, seed and settings), or None: all in ``workdir``.
     """
 
     workdir: Path
@@ -37,6 +39,7 @@ class PrepareContext:
     val: ImageData | None = None
     unlabeled: ImageData | None = None
     logger: Any = None
+    cache: Path | None = None
 
 
 class Learner(nn.Module, ABC):

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from medfew.learners.backbone import BackboneFactory, BackboneLearner, Pretrain
 from medfew.models import Backbone
+from medfew.training import autocast, autocast_dtype
 
 
 class FineTune(BackboneLearner):
@@ -37,6 +38,9 @@ class FineTune(BackboneLearner):
         class_weighted: weight the loss by n / (n_way * n_class) against class imbalance.
         augment: batch augmentation of float [0, 1] images (``medical_augment``) or None.
         patience: val checks without a lower val loss before stopping (with ``val`` only).
+        precision: ``auto`` (bf16 autocast where the hardware has it: ``medfew.training.resolve_precision``),
+            ``32-true``, ``bf16-mixed`` or ``16-mixed`` (with loss scaling) for the training steps
+            through the backbone; the weights, predictions and cached-feature head training stay float32.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class FineTune(BackboneLearner):
         class_weighted: bool = False,
         augment: nn.Module | None = None,
         patience: int = 5,
+        precision: str = "auto",
     ) -> None:
         super().__init__(backbone, pretrain, batch_size)
         self.require_backbone()
@@ -63,6 +68,8 @@ class FineTune(BackboneLearner):
         self.weight_decay, self.class_weighted = weight_decay, class_weighted
         self.augment = augment
         self.patience = patience
+        autocast_dtype(precision, "cpu")  # refuses an unknown value now rather than at the first adapt
+        self.precision = precision
 
     def adapt(self, support: Tensor, support_labels: Tensor, val: tuple[Tensor, Tensor] | None = None) -> nn.Sequential:
         """Train a new (D, n_way) head (and a copy of the backbone); returns backbone + head.
@@ -98,6 +105,8 @@ class FineTune(BackboneLearner):
         if backbone is not None and not self.freeze_backbone:
             groups.append({"params": backbone.parameters(), "lr": self.lr * self.backbone_lr_scale})
         optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        dtype = None if backbone is None else autocast_dtype(self.precision, x.device.type)
+        scaler = torch.amp.GradScaler(x.device.type, enabled=dtype == torch.float16)
         best_loss, best_state, stale = math.inf, None, 0
         for step, batch in enumerate(batches(len(x), self.batch_size, self.steps, x.device), start=1):
             network.train()
@@ -105,12 +114,14 @@ class FineTune(BackboneLearner):
             if backbone is not None:
                 backbone.train(not self.freeze_backbone)
                 inputs = inputs if self.augment is None else self.augment(inputs)
-            loss = F.cross_entropy(network(inputs), y[batch], weight=weight)
+            with autocast(dtype, x.device.type):
+                loss = F.cross_entropy(network(inputs), y[batch], weight=weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"FineTune: loss became {loss.item()} at step {step}; lower lr (now {self.lr})")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             if val is None or step % self.eval_every:
                 continue
             val_loss = self.loss(network, *val, weight)

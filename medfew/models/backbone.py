@@ -3,6 +3,7 @@
 A backbone takes float (B, C, H, W) images in [0, 1], normalises them itself and returns
 (B, num_features) features. ``save_backbone`` writes a safetensors file whose metadata
 holds the spec needed to rebuild it, so every learner loads an export by path alone.
+``stem="cifar"`` gives any timm ResNet the CIFAR stem for 28-32 px images.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from medfew.models.conv4 import Conv4
 
 SPEC_KEY = "medfew_backbone"
 LOCAL_NETWORKS = {"conv4": Conv4}
+STEMS = (None, "cifar")
 
 
 class Backbone(nn.Module):
@@ -45,16 +48,33 @@ class Backbone(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def build_network(name: str, in_chans: int, model_kwargs: dict[str, Any]) -> nn.Module:
+def build_network(name: str, in_chans: int, model_kwargs: dict[str, Any], stem: str | None = None) -> nn.Module:
     if name in LOCAL_NETWORKS:
-        return LOCAL_NETWORKS[name](in_chans=in_chans, **model_kwargs)
-    if not timm.is_model(name):
+        net = LOCAL_NETWORKS[name](in_chans=in_chans, **model_kwargs)
+    elif timm.is_model(name):
+        net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans, **model_kwargs)
+    else:
         close = difflib.get_close_matches(name, list(LOCAL_NETWORKS) + timm.list_models(), n=8)
         raise KeyError(
             f"unknown backbone '{name}'. Close names: {', '.join(close) or 'none'}; "
             f"valid names are {', '.join(LOCAL_NETWORKS)} and every timm.list_models() name"
         )
-    return timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans, **model_kwargs)
+    return net if stem is None else cifar_stem(net, name, in_chans)
+
+
+def cifar_stem(net: nn.Module, name: str, in_chans: int) -> nn.Module:
+    """Replace a timm ResNet's stem (conv1 stride 2 + max-pool: /4) by one 3x3 stride-1 conv (/1).
+
+    The CIFAR ResNet of He et al., "Deep Residual Learning for Image Recognition", CVPR 2016,
+    https://arxiv.org/abs/1512.03385, as in MedMNIST v2's 28 px baselines: a 28 px input
+    reaches the last stage at 4x4 instead of 1x1. The new conv gets timm's ResNet init.
+    """
+    if not isinstance(net, timm.models.ResNet):
+        raise TypeError(f"stem='cifar' needs a timm ResNet, but '{name}' is a {type(net).__name__}")
+    net.conv1 = nn.Conv2d(in_chans, net.bn1.num_features, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    net.maxpool = nn.Identity()
+    return net
 
 
 def create_backbone(
@@ -63,6 +83,7 @@ def create_backbone(
     image_size: int = 64,
     pretrained: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    stem: str | None = None,
 ) -> Backbone:
     """Build a backbone by name (``conv4`` or any timm model name).
 
@@ -74,19 +95,31 @@ def create_backbone(
             network); or a local file: a medfew export, or a timm / torch state dict
             (safetensors, or a torch checkpoint read with ``weights_only=True``).
         model_kwargs: extra keyword arguments for the network (e.g. ``img_size`` for ViT).
+        stem: None keeps the network's stem; ``"cifar"`` (timm ResNets only, see ``cifar_stem``)
+            swaps it for a 3x3 stride-1 conv. ImageNet weights (hub or file) then fill every
+            layer but that conv, which stays randomly initialised (with a warning).
     """
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r} for backbone '{name}'; valid stems are {', '.join(map(repr, STEMS))}")
     model_kwargs = dict(model_kwargs or {})
     spec = {"name": name, "in_chans": in_chans, "image_size": image_size, "model_kwargs": model_kwargs}
+    if stem is not None:  # recorded only when set: specs written before stems existed stay valid
+        spec["stem"] = stem
     if pretrained == "timm":
         return hub_backbone(spec)
-    net = build_network(name, in_chans, model_kwargs)
+    net = build_network(name, in_chans, model_kwargs, stem)
     if pretrained is None:
         return Backbone(net, spec)
     path = Path(pretrained)
     saved = read_spec(path)
     if saved is not None and saved["name"] != name:
         raise ValueError(f"{path} holds a '{saved['name']}' backbone, but the config asks for '{name}'")
-    load_weights(net, read_state_dict(path), path)
+    if saved is not None and saved.get("stem") != stem:
+        raise ValueError(f"{path} holds a '{name}' backbone with stem {saved.get('stem')!r}, but the config asks for stem {stem!r}")
+    state = read_state_dict(path)
+    if stem is not None:
+        state = drop_unfit_stem(net, state, path)
+    load_weights(net, state, path)
     mean, std = (saved.get("mean", 0.5), saved.get("std", 0.5)) if saved else imagenet_stats(net, in_chans)
     return Backbone(net, spec | {"mean": mean, "std": std}, mean=mean, std=std)
 
@@ -101,6 +134,9 @@ def hub_backbone(spec: dict[str, Any]) -> Backbone:
             f"could not fetch timm's pretrained weights for '{spec['name']}' ({type(error).__name__}: {error}). "
             "Offline? Download the weights elsewhere and set backbone.pretrained=/path/to/weights.safetensors"
         ) from error
+    if "stem" in spec:
+        net = cifar_stem(net, spec["name"], spec["in_chans"])
+        warnings.warn(f"backbone '{spec['name']}' with stem 'cifar': timm's weights fill every layer but conv1, randomly initialised")
     mean, std = imagenet_stats(net, spec["in_chans"])
     return Backbone(net, spec | {"mean": mean, "std": std}, mean=mean, std=std)
 
@@ -137,6 +173,20 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
             f"(weights_only=True loading failed: {error})"
         ) from error
     return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def drop_unfit_stem(net: nn.Module, state: dict[str, Tensor], path: Path) -> dict[str, Tensor]:
+    """``state`` with ``net``'s own (random) tensors for the stem tensors (``conv1.*``, ``maxpool.*``)
+    that do not fit its CIFAR stem, with a warning; a stem that fits (a CIFAR-stem checkpoint) is kept."""
+    wanted = net.state_dict()
+    unfit = [
+        k for k, v in state.items() if k.startswith(("conv1.", "maxpool.")) and (k not in wanted or wanted[k].shape != v.shape)
+    ]
+    if not unfit:
+        return state
+    warnings.warn(f"{path}: stem 'cifar' re-initialises conv1; dropped {', '.join(unfit)} from the checkpoint")
+    kept = {k: v for k, v in state.items() if k not in unfit}
+    return kept | {k: v for k, v in wanted.items() if k.startswith("conv1.") and k not in kept}
 
 
 def load_weights(net: nn.Module, state: dict[str, Tensor], path: Path) -> None:
@@ -176,4 +226,6 @@ def load_backbone(path: str | os.PathLike) -> Backbone:
     spec = read_spec(path)
     if spec is None:
         raise ValueError(f"{path} is not a medfew backbone export (no '{SPEC_KEY}' metadata)")
-    return create_backbone(spec["name"], spec["in_chans"], spec["image_size"], pretrained=path, model_kwargs=spec["model_kwargs"])
+    return create_backbone(
+        spec["name"], spec["in_chans"], spec["image_size"], pretrained=path, model_kwargs=spec["model_kwargs"], stem=spec.get("stem")
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -10,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.loggers import CSVLogger
+from torch import Tensor
 
 from medfew.data.dataset import ImageData
 from medfew.models import Backbone, save_backbone
@@ -26,7 +28,7 @@ from medfew.ssl.simclr import SimCLR
 from medfew.ssl.simsiam import SimSiam
 from medfew.ssl.vicreg import VICReg
 from medfew.ssl.views import Augment, Views, build_augment
-from medfew.training import build_trainer, fit
+from medfew.training import accelerator_device, build_trainer, fit, resolve_precision
 
 METHODS: dict[str, type[SSLMethod]] = {
     "simclr": SimCLR,
@@ -38,6 +40,8 @@ METHODS: dict[str, type[SSLMethod]] = {
     "vicreg": VICReg,
 }
 EXPORT_NAME = "backbone.safetensors"
+#: Trainer options that change what is shown, not the weights (left out of the recorded settings)
+DISPLAY_OPTIONS = ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")
 
 
 def build_method(method: str | Callable[[Backbone], SSLMethod], backbone: Backbone) -> SSLMethod:
@@ -67,12 +71,13 @@ def pretrain(
     logger: Any = None,
     monitor: ImageData | None = None,
     knn_k: int = 20,
+    cache: str | os.PathLike | None = None,
 ) -> Path:
     """Self-supervised pretraining of ``backbone()`` on ``data``'s images (labels unused).
 
-    Returns ``<workdir>/backbone.safetensors`` (load it with ``medfew.models.load_backbone``
-    or ``create_backbone(..., pretrained=path)``). A finished workdir returns its export
-    at once; an interrupted one resumes from ``<workdir>/checkpoints/last.ckpt``.
+    Returns ``<run folder>/backbone.safetensors`` (load it with ``medfew.models.load_backbone``
+    or ``create_backbone(..., pretrained=path)``). A finished run folder returns its export
+    at once; an interrupted one resumes from ``<run folder>/checkpoints/last.ckpt``.
 
     Args:
         data: the pool; uint8 images (N, C, H, W), labels ignored.
@@ -88,9 +93,11 @@ def pretrain(
         logger: a Lightning logger (or list); default: CSV in the workdir.
         monitor: small labelled split for the per-epoch kNN accuracy, or None.
         knn_k: neighbours of the kNN monitor.
+        cache: a folder shared by several calls, or None. When given, the run folder is
+            ``<cache>/ssl/<key>`` instead of ``workdir``; the key hashes the settings recorded in
+            ``pretrain.json`` (the pool's images in order, the seed, method, backbone, augmentation,
+            epochs, batch size, recipe, trainer options but display ones), so identical calls train once.
     """
-    workdir = Path(workdir)
-    export = workdir / EXPORT_NAME
     if len(data) < batch_size:
         raise ValueError(f"{data.name}: {len(data)} images in the pool, fewer than batch_size = {batch_size}")
     pl.seed_everything(seed, verbose=False)
@@ -98,26 +105,32 @@ def pretrain(
     overrides = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs}
     recipe = dataclasses.replace(ssl.recipe, **{k: v for k, v in overrides.items() if v is not None})
     recipe = dataclasses.replace(recipe, warmup_epochs=min(recipe.warmup_epochs, epochs // 10))
+    kwargs = {k: v for k, v in dict(trainer or {}).items() if k != "max_epochs"}  # ``epochs`` decides
+    callbacks = list(kwargs.pop("callbacks", []))
+    device_type = accelerator_device(kwargs.get("accelerator", "auto"))
+    kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), device_type)  # the key records what ran
     settings = {
-        "method": type(ssl).__name__,
-        "backbone": ssl.encoder.spec,
+        "method": describe(method),
+        "backbone": describe(backbone),
+        "augment": describe(augment),
         "data": data.name,
         "n_images": len(data),
+        "images": images_hash(data.images),
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
         "recipe": dataclasses.asdict(recipe),
+        "trainer": describe({k: v for k, v in kwargs.items() if k not in DISPLAY_OPTIONS}),
     }
+    workdir = Path(cache) / "ssl" / settings_key(settings) if cache is not None else Path(workdir)
+    export = workdir / EXPORT_NAME
     check_settings(workdir / "pretrain.json", settings)
     if export.exists():
         return export
     views = Views(build_augment(augment, data.images.shape[-1]), ssl.view_spec, data.images.shape[-1])
     module = SSLModule(ssl, views, data.images, recipe, batch_size, seed)
-    kwargs = {k: v for k, v in dict(trainer or {}).items() if k != "max_epochs"}  # ``epochs`` decides
-    callbacks = list(kwargs.pop("callbacks", []))
     if monitor is not None:
         callbacks.append(KnnMonitor(monitor, workdir / "knn.csv", knn_k))
-    kwargs.setdefault("precision", "16-mixed" if torch.cuda.is_available() else "32-true")
     pl_trainer = build_trainer(
         workdir, seed, logger=CSVLogger(workdir, name="logs") if logger is None else logger,
         max_epochs=epochs, callbacks=callbacks, **kwargs,
@@ -145,3 +158,36 @@ def check_settings(path: Path, settings: dict[str, Any]) -> None:
             f"{path.parent} holds a pretraining run with other settings ({'; '.join(differ)}); "
             "use another workdir or delete that one"
         )
+
+
+def describe(value: Any) -> Any:
+    """A setting as JSON: plain values as they are, a partial (Hydra's ``_partial_``) as its
+    target and arguments, a class or function by import path, any other object (an
+    augmentation module) by its class and public attributes."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    if isinstance(value, functools.partial):
+        return {"_target_": describe(value.func), "args": describe(value.args), **describe(value.keywords)}
+    if isinstance(value, type) or hasattr(value, "__qualname__"):
+        return f"{value.__module__}.{value.__qualname__}"
+    attributes = {k: v for k, v in getattr(value, "__dict__", {}).items() if not k.startswith("_")}
+    return {"_target_": describe(type(value)), **describe(attributes)}
+
+
+def images_hash(images: Tensor) -> str:
+    """16 hex digits of sha256 over uint8 images (N, C, H, W): shape, order and pixels."""
+    array = images.detach().cpu().contiguous().numpy()
+    digest = hashlib.sha256(f"{array.dtype}{array.shape}".encode())
+    digest.update(array)
+    return digest.hexdigest()[:16]
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """16 hex digits of sha256 over the settings (JSON, sorted keys): the cache folder name."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

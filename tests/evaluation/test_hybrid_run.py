@@ -1,21 +1,29 @@
-"""A hybrid end to end: SSL pretraining on the protocol's unlabeled pool, then prototypes."""
+"""Hybrids end to end: SSL pretraining on the protocol's unlabeled pool, shared by every learner
+and label budget that asks for the same one, then prototypes / logistic regression."""
 
 from pathlib import Path
 
 from medfew.evaluation import compare
 
+HYBRIDS = ("ssl_prototype", "ssl_logreg")
 
-def test_ssl_prototype_pretrains_on_the_pool_then_scores(breastmnist, compose_root, tmp_path: Path):
-    cfg = compose_root(
-        "config",
-        tmp_path,
-        [
-            "learners=[ssl_prototype]", "protocol.per_class=[5]", "protocol.fractions=[]", "seeds=[0]",
-            "backbone.model_kwargs.hidden=16", "trainer.enable_progress_bar=false", "report.reference=null",
-            "+learner_overrides.ssl_prototype.pretrain.epochs=1", "+learner_overrides.ssl_prototype.pretrain.batch_size=128",
-        ],
-    )  # fmt: skip
-    summary = compare(cfg)
-    (export,) = (tmp_path / "work").glob("ssl_prototype-*/per_class=5/seed0/ssl/backbone.safetensors")
-    assert export.stat().st_size > 0
-    assert 0 <= summary["results"]["bal_acc"]["ssl_prototype"]["per_class=5"]["mean"] <= 1
+
+def test_ssl_learners_share_one_pretraining_then_score(breastmnist, compose_root, tmp_path: Path):
+    overrides = [
+        f"learners=[{','.join(HYBRIDS)}]", "protocol.per_class=[2,5]", "protocol.fractions=[]", "seeds=[0]",
+        "backbone.model_kwargs.hidden=16", "trainer.enable_progress_bar=false", "report.reference=null",
+        *(f"+learner_overrides.{name}.pretrain.{key}" for name in HYBRIDS for key in ("epochs=1", "batch_size=128")),
+    ]  # fmt: skip
+    summary = compare(compose_root("config", tmp_path, overrides))
+    # 2 learners x 2 label budgets prepare on the same pool (the whole train split) with the same seed
+    (run,) = (tmp_path / "cache" / "ssl").iterdir()
+    assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]  # trained once
+    assert (run / "backbone.safetensors").stat().st_size > 0 and not list((tmp_path / "work").rglob("ssl"))
+    for name in HYBRIDS:
+        for setting in ("per_class=2", "per_class=5"):
+            assert 0 <= summary["results"]["bal_acc"][name][setting]["mean"] <= 1
+
+    (tmp_path / "results.csv").unlink()  # a rerun from scratch reuses the finished pretraining
+    compare(compose_root("config", tmp_path, overrides))
+    assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]
+    assert list((tmp_path / "cache" / "ssl").iterdir()) == [run]

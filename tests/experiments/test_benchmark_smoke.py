@@ -16,7 +16,7 @@ sys.modules["benchmark"] = benchmark  # dataclasses look their module up
 spec.loader.exec_module(benchmark)
 
 
-@pytest.mark.parametrize("budget", ["reduced", "full"])  # smoke: run below
+@pytest.mark.parametrize("budget", ["cpu", "full"])  # smoke: run below
 def test_every_job_composes(budget: str):
     """A typo in an override would otherwise surface hours into a full run."""
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):

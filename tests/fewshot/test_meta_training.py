@@ -95,3 +95,16 @@ def test_augmented_training_episodes_reproduce_on_resume(pbc_split, tiny_conv4, 
     whole = run(tmp_path / "whole", 2)
     assert len(whole) == 2 and all(math.isfinite(x) for x in whole)
     assert resumed == whole  # EpochSeed reseeds the augmentation's draws too
+
+
+def test_meta_training_precision_replaces_the_trainers(pbc_split, tiny_conv4, tiny_recipe, tmp_path, monkeypatch):
+    """Squared distances and inner-loop gradients need float32: a bf16 trainer setting does not reach meta-training."""
+    from medfew.fewshot import meta_training
+
+    seen = {}
+    monkeypatch.setattr(meta_training, "fit", lambda trainer, module: seen.setdefault("precision", trainer.precision))
+    recipe = replace(tiny_recipe, trainer={**tiny_recipe.trainer, "precision": "bf16-mixed"})
+    ProtoNet(tiny_conv4, meta_train_steps=1, meta_training=recipe).prepare(
+        PrepareContext(tmp_path, seed=0, base=pbc_split["base"])
+    )
+    assert seen["precision"] == "32-true"

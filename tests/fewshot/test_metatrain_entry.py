@@ -57,6 +57,7 @@ def test_tiny_metatrain_run_reports_novel_accuracy(bloodcells, tmp_path):
         "learner=protonet", "data.image_size=32", "backbone.model_kwargs.hidden=8", f"paths.output_dir={tmp_path}",
         "learner.meta_train_steps=2", "learner.meta_training.steps_per_epoch=1", "learner.meta_training.val_episodes=2",
         "test.shots=[1]", "test.n_episodes=4", "test.n_query=3",
+        "data.class_split.base=[basophil,erythroblast,platelet]", "data.class_split.val=[eosinophil,ig]",
     )
     results = metatrain_entry.metatrain(cfg)
     assert results["novel"] == ["lymphocyte", "monocyte", "neutrophil"]

@@ -30,16 +30,16 @@ def test_batches_cover_every_image_per_pass_and_never_hold_one():
 def test_pretrain_step_replaces_the_backbone(tmp_path: Path):
     calls = []
 
-    def pretrain(unlabeled, workdir, seed):
-        calls.append((len(unlabeled), workdir, seed))
+    def pretrain(unlabeled, workdir, seed, cache=None):
+        calls.append((len(unlabeled), workdir, seed, cache))
         torch.manual_seed(123)
         return save_backbone(conv4(), workdir / "backbone.safetensors")
 
     learner = NearestCentroid(conv4, pretrain=pretrain)
     pool = torch.zeros(6, 1, 16, 16, dtype=torch.uint8)
     unlabeled = ImageData(pool, torch.full((6,), -1), ("a", "b"))
-    learner.prepare(PrepareContext(workdir=tmp_path, seed=3, unlabeled=unlabeled))
-    assert calls == [(6, tmp_path / "ssl", 3)]
+    learner.prepare(PrepareContext(workdir=tmp_path, seed=3, unlabeled=unlabeled, cache=tmp_path / "cache"))
+    assert calls == [(6, tmp_path / "ssl", 3, tmp_path / "cache")]
     torch.manual_seed(123)
     expected = conv4()
     for got, want in zip(learner.backbone.net.state_dict().values(), expected.net.state_dict().values()):

@@ -1,4 +1,4 @@
-"""Backbones: feature sizes, exact export / reload, RGB -> grey weight adaptation, refused checkpoints."""
+"""Backbones: feature sizes, CIFAR stem, exact export / reload, RGB -> grey weight adaptation, refused checkpoints."""
 
 import os
 import subprocess
@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from safetensors.torch import save_file
+from torch import nn
 
 from medfew.models import create_backbone, load_backbone, save_backbone
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 class Payload:
@@ -32,14 +37,57 @@ def test_num_features(name: str, in_chans: int, size: int, features: int) -> Non
     assert backbone(torch.rand(2, in_chans, size, size)).shape == (2, features)
 
 
-@pytest.mark.parametrize("name", ["conv4", "resnet18"])
-def test_export_reload_gives_identical_outputs(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(("stem", "layer1", "layer4"), [(None, 7, 1), ("cifar", 28, 4)])
+def test_cifar_stem_keeps_28px_feature_maps(stem: str | None, layer1: int, layer4: int) -> None:
+    backbone = create_backbone("resnet18", in_chans=1, image_size=28, stem=stem).eval()
+    sizes = {}
+    for name in ("layer1", "layer4"):
+        getattr(backbone.net, name).register_forward_hook(lambda module, args, out, name=name: sizes.update({name: out.shape}))
+    assert backbone(torch.rand(2, 1, 28, 28)).shape == (2, 512)
+    assert sizes == {"layer1": (2, 64, layer1, layer1), "layer4": (2, 512, layer4, layer4)}
+    assert backbone.net.conv1.kernel_size == ((3, 3) if stem else (7, 7))
+
+
+@pytest.mark.parametrize("config", ["resnet18", "resnet18_cifar", "vit_tiny"])  # vit_tiny extends resnet18
+def test_resnet_configs_build(config: str) -> None:
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", overrides=[f"backbone={config}", "data.image_size=32"])
+    backbone = instantiate(cfg.backbone)()
+    assert backbone.spec["name"] == cfg.backbone.name and backbone.spec.get("stem") == cfg.backbone.get("stem")
+    assert backbone(torch.rand(2, 1, 32, 32)).shape == (2, backbone.num_features)
+
+
+@pytest.mark.parametrize(("name", "stem"), [("conv4", None), ("resnet18", None), ("resnet18", "cifar")])
+def test_export_reload_gives_identical_outputs(tmp_path: Path, name: str, stem: str | None) -> None:
     torch.manual_seed(0)
-    backbone = create_backbone(name, in_chans=1, image_size=32).eval()
+    backbone = create_backbone(name, in_chans=1, image_size=32, stem=stem).eval()
     reloaded = load_backbone(save_backbone(backbone, tmp_path / "export.safetensors")).eval()
     x = torch.rand(3, 1, 32, 32)
     assert reloaded.spec["name"] == name and reloaded.num_features == backbone.num_features
+    assert reloaded.spec.get("stem") == stem
     assert torch.equal(backbone(x), reloaded(x))
+
+
+def test_cifar_stem_takes_imagenet_weights_but_conv1(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in timm.create_model("resnet18", in_chans=3).state_dict().items()}
+    path = tmp_path / "resnet18.safetensors"
+    save_file(state, str(path))
+    with pytest.warns(UserWarning, match="stem 'cifar' re-initialises conv1; dropped conv1.weight from the checkpoint"):
+        grey = create_backbone("resnet18", in_chans=1, image_size=28, pretrained=path, stem="cifar")
+    assert grey.net.conv1.weight.shape == (64, 1, 3, 3) and isinstance(grey.net.maxpool, nn.Identity)
+    assert torch.equal(grey.net.bn1.running_var, state["bn1.running_var"])
+    assert torch.equal(grey.net.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+
+
+def test_stem_mismatches_are_refused(tmp_path: Path) -> None:
+    export = save_backbone(create_backbone("resnet18", image_size=28), tmp_path / "imagenet_stem.safetensors")
+    with pytest.raises(ValueError, match="holds a 'resnet18' backbone with stem None, but the config asks for stem 'cifar'"):
+        create_backbone("resnet18", image_size=28, pretrained=export, stem="cifar")
+    with pytest.raises(TypeError, match="stem='cifar' needs a timm ResNet, but 'conv4' is a Conv4"):
+        create_backbone("conv4", image_size=28, stem="cifar")
+    with pytest.raises(ValueError, match="unknown stem 'cifar10' for backbone 'resnet18'; valid stems are None, 'cifar'"):
+        create_backbone("resnet18", image_size=28, stem="cifar10")
 
 
 @pytest.mark.parametrize("suffix", ["safetensors", "pt"])

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import functools
 import math
 
@@ -50,6 +51,36 @@ def test_a_finished_workdir_returns_its_export_without_training(pbc32, tmp_path,
     assert export.stat().st_mtime_ns == stamp and not (tmp_path / "logs" / "version_1").exists()
     with pytest.raises(ValueError, match="other settings.*epochs: 1 there, 3 now"):
         run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, epochs=3)
+
+
+def test_a_cache_trains_once_per_pool_seed_and_settings(pbc32, tmp_path, tiny_heads, tiny_backbone):
+    cache = tmp_path / "cache"
+    method = functools.partial(METHODS["simclr"], **tiny_heads["simclr"])
+    quick = {"method": method, "backbone": tiny_backbone, "epochs": 1, "batch_size": 8}
+
+    def cached(data=pbc32, seed=0, **changes):
+        options = quick | {"trainer": TRAINER | {"limit_train_batches": 1}} | changes
+        return pretrain(data, tmp_path / "unused", seed, cache=cache, **options)
+
+    export = cached()
+    stamp = export.stat().st_mtime_ns
+    shown = TRAINER | {"limit_train_batches": 1, "enable_progress_bar": True, "log_every_n_steps": 50}
+    assert cached() == cached(trainer=shown) == export  # display options do not change the weights
+    assert export.stat().st_mtime_ns == stamp and [p.name for p in (export.parent / "logs").iterdir()] == ["version_0"]
+    assert export.parent.parent == cache / "ssl" and not (tmp_path / "unused").exists()
+    flipped = pbc32.images.clone()
+    flipped[0, 0, 0, 0] ^= 1
+    others = [
+        cached(seed=1),
+        cached(data=dataclasses.replace(pbc32, images=flipped)),
+        cached(data=dataclasses.replace(pbc32, images=pbc32.images.flip(0))),  # same images, other order
+        cached(method=functools.partial(method, temperature=0.5)),
+        cached(augment={"rotation": 0.0}),
+        cached(trainer=TRAINER | {"limit_train_batches": 2}),
+    ]
+    assert len({export, *others}) == 7 and len(list((cache / "ssl").iterdir())) == 7
+    export.unlink()  # as if killed after its last checkpoint: the same call finds the folder and resumes
+    assert cached() == export and [p.name for p in (export.parent / "logs").iterdir()] == ["version_0", "version_1"]
 
 
 def test_bad_settings_name_the_culprit(pbc32, tmp_path, tiny_heads, tiny_backbone):

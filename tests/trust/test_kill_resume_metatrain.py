@@ -17,6 +17,7 @@ TINY = [
     "learner.meta_training.steps_per_epoch=1", "learner.meta_training.val_episodes=2", "learner.meta_training.n_query=2",
     "test.shots=[1]", "test.n_episodes=4", "test.n_query=3", "logger=none", "trainer=cpu",
     "trainer.enable_progress_bar=false",
+    "data.class_split.base=[basophil,erythroblast,platelet]", "data.class_split.val=[eosinophil,ig]",  # best.ckpt by val
 ]  # fmt: skip
 RUN = "metatrain/bloodcells-protonet-seed0"
 ENTRY = Path(__file__).resolve().parents[2] / "experiments" / "metatrain.py"
