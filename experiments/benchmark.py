@@ -43,7 +43,7 @@ PUBLISHED = {  # MedMNIST v2 (Yang et al., Scientific Data 2023), Table 3, ResNe
 LE_LEARNERS = ("logreg_pixels", "finetune", "ssl_linear_probe", "ssl_prototype", "ssl_finetune", "ssl_finetune_barlow_twins")
 PUBLISHED_RECIPE = "-published-recipe"  # job suffix: medfew's finetune set up as MedMNIST's script
 PUBLISHED_RECIPE_ARGS = (  # CIFAR-stem ResNet-18, no augmentation, plain cross-entropy
-    "backbone=resnet18_cifar", "learner_overrides.finetune.augment=null", "learner_overrides.finetune.class_weighted=false",
+    "backbone=resnet18_cifar", "++learner_overrides.finetune.augment=null", "++learner_overrides.finetune.class_weighted=false",
 )
 META = ("protonet", "matching_net", "maml", "fomaml", "anil", "metasgd")
 
