@@ -292,7 +292,8 @@ def cell(summary: Mapping[str, Any], metric: str, learner: str, setting: str) ->
 def fmt(c: Mapping[str, Any] | None, p: bool = False) -> str:
     if c is None:
         return "-"
-    text = f"{c['mean']:.3f}" if c["ci"] != c["ci"] else f"{c['mean']:.3f} ± {c['ci']:.3f}"
+    no_interval = c["ci"] is None or c["ci"] != c["ci"]  # one seed: None (or NaN)
+    text = f"{c['mean']:.3f}" if no_interval else f"{c['mean']:.3f} ± {c['ci']:.3f}"
     versus = c.get("vs_reference")
     if p and versus:
         text += f" (Δ {versus['mean_diff']:+.3f}, p={versus['p_wilcoxon']:.2g})"
@@ -343,7 +344,8 @@ def render(budget: Budget, base: Path) -> tuple[str, dict[str, Any]]:
         "",
         f"**Hardware:** {host['cpu']}, {host['cores']} cores visible"
         + (f", GPU {host['gpu']}" if host["gpu"] else ", no GPU (all numbers are CPU runs unless a job says GPU)")
-        + f"; torch {host['torch']}. The cores were shared with other jobs, so wall times are upper bounds.",
+        + f"; torch {host['torch']}. Two torch jobs at once on few cores slow each other many times over: "
+        "a wall time is only meaningful for a job that ran alone.",
         "",
         "Intervals: mean ± 95 % CI (Student t) over seeds (label budgets) or episodes (few-shot). "
         "p: Wilcoxon signed-rank p-value of the paired difference Δ against `finetune` on the same units.",
