@@ -147,7 +147,8 @@ class Job:
     def command(self, folder: Path) -> list[str]:
         if self.script is not None:
             return ["python", self.script, *self.args]
-        return ["python", "experiments/run.py", *self.args, "logger=none", f"hydra.run.dir={shown(folder)}"]
+        cache = f"paths.cache_dir={shown(folder.parent / 'cache')}"  # jobs share SSL pretraining of the same pool
+        return ["python", "experiments/run.py", *self.args, "logger=none", cache, f"hydra.run.dir={shown(folder)}"]
 
 
 def shown(path: Path) -> str:
@@ -250,6 +251,7 @@ def run_job(job: Job, folder: Path, rerun: bool = False) -> dict[str, Any]:
     command = job.command(folder)
     print(f"[benchmark] {job.name}: {shlex.join(command)}", flush=True)
     env = dict(os.environ, MEDFEW_DATA=os.environ.get("MEDFEW_DATA", str(ROOT.parent / "shared" / "data")))
+    rows_before = len(ResultsFile(folder / "results.csv").read())  # > 0: resumed, wall time covers the rest only
     start = time.perf_counter()
     with open(folder / "stdout.txt", "w") as log:
         returncode = subprocess.call([sys.executable, *command[1:]], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -257,6 +259,7 @@ def run_job(job: Job, folder: Path, rerun: bool = False) -> dict[str, Any]:
         "command": shlex.join(command),
         "wall_s": round(time.perf_counter() - start, 1),
         "returncode": returncode,
+        "resumed_rows": rows_before,
         "hardware": hardware(),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -309,6 +312,8 @@ def provenance(name: str, record: Mapping[str, Any] | None, host: Mapping[str, A
     if record.get("returncode") is None:
         return [f"- `{record['command']}`", f"  - **partial**: rows finished so far (job still running or cut off); {device}", ""]
     status = "" if record["returncode"] == 0 else f" **(exit code {record['returncode']}: partial)**"
+    if record.get("resumed_rows"):
+        status += f" (resumed: {record['resumed_rows']} result rows came from an earlier, interrupted run)"
     return [f"- `{record['command']}`", f"  - wall time {record['wall_s']:.0f} s; {device}{status}", *leakage(folder), ""]
 
 
@@ -326,6 +331,13 @@ def leakage(folder: Path) -> list[str]:
 
 def settings(summary: Mapping[str, Any]) -> list[str]:
     return [s["setting"] for s in summary["settings"]]
+
+
+def finished(budget: Budget, base: Path, host: Mapping[str, Any], part: str):
+    """(job, record, summary, provenance lines) of each job of ``part``, from its folder."""
+    for job in jobs(budget, part):
+        record, summary = load(job, base / job.name)
+        yield job, record, summary, provenance(job.name, record, host, base / job.name)
 
 
 def render(budget: Budget, base: Path) -> tuple[str, dict[str, Any]]:
@@ -355,8 +367,7 @@ def render(budget: Budget, base: Path) -> tuple[str, dict[str, Any]]:
         section, part_facts = RENDERERS[part](budget, base, host)
         out += section
         facts[part] = part_facts
-        for job in jobs(budget, part):
-            record, _ = load(job, base / job.name)
+        for job, record, _, _ in finished(budget, base, host, part):
             if record and record["wall_s"] == record["wall_s"]:  # NaN: not finished
                 walls.append((job.name, record["wall_s"]))
     out += ["## Wall time of each job", "", "| job | wall time (s) |", "|---|---|"]
@@ -385,9 +396,8 @@ def render_reproduction(budget: Budget, base: Path, host: Mapping[str, Any]) -> 
         "|---|---|---|---|---|---|---|---|",
     ]
     facts, prov = {}, []
-    for job in jobs(budget, "reproduction"):
-        record, summary = load(job, base / job.name)
-        prov += provenance(job.name, record, host, base / job.name)
+    for job, _, summary, lines in finished(budget, base, host, "reproduction"):
+        prov += lines
         ds = job.name.removeprefix("reproduction-").removesuffix(PUBLISHED_RECIPE)
         setup = PUBLISHED_RECIPE[1:] if job.name.endswith(PUBLISHED_RECIPE) else "preset"
         acc, auc, bal = (
@@ -445,8 +455,7 @@ def render_label_efficiency(budget: Budget, base: Path, host: Mapping[str, Any])
         "",
     ]
     facts = {}
-    for job in jobs(budget, "label_efficiency"):
-        record, summary = load(job, base / job.name)
+    for job, _, summary, lines in finished(budget, base, host, "label_efficiency"):
         ds = job.name.split("-", 1)[1]
         out += [f"### {ds} (published full-label ResNet-18: ACC {PUBLISHED[ds]['acc']}, AUC {PUBLISHED[ds]['auroc']})", ""]
         if summary is not None:
@@ -460,7 +469,7 @@ def render_label_efficiency(budget: Budget, base: Path, host: Mapping[str, Any])
                 lr: {s: cell(summary, "acc", lr, s)["mean"] for s in cols if cell(summary, "acc", lr, s)}
                 for lr in summary["learners"]
             } | {"published": PUBLISHED[ds]}
-        out += provenance(job.name, record, host, base / job.name)
+        out += lines
     return out, facts
 
 
@@ -475,9 +484,8 @@ def render_episodes(title: str, intro: str, part: str):
     def renderer(budget: Budget, base: Path, host: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
         out, facts, prov = [title, "", intro, ""], {}, []
         rows: dict[str, dict[tuple, dict[str, str]]] = {}
-        for job in jobs(budget, part):
-            record, _ = load(job, base / job.name)
-            prov += provenance(job.name, record, host, base / job.name)
+        for job, _, _, lines in finished(budget, base, host, part):
+            prov += lines
             episodes = next((a.split("=")[1] for a in job.args if a.startswith("episodes=")), "?")
             for row in ResultsFile(base / job.name / "results.csv").read():
                 key = (row["learner"], row["setting"], row["seed"], row["episode"])
@@ -510,15 +518,14 @@ def render_speed(budget: Budget, base: Path, host: Mapping[str, Any]) -> tuple[l
         "",
     ]
     facts = {}
-    for job in jobs(budget, "speed"):
-        record, _ = load(job, base / job.name)
+    for job, record, _, lines in finished(budget, base, host, "speed"):
         out += [f"### {job.script}", ""]
         stdout = base / job.name / "stdout.txt"
         if record and stdout.exists():
-            lines = [ln for ln in stdout.read_text().splitlines() if re.match(r"device|\(|a/b|\s{4}\S|\S+\.npz:", ln)]
-            out += ["```", *lines[-12:], "```", ""]
-            facts[job.name] = "\n".join(lines)
-        out += provenance(job.name, record, host, base / job.name)
+            printed = [ln for ln in stdout.read_text().splitlines() if re.match(r"device|\(|a/b|\s{4}\S|\S+\.npz:", ln)]
+            out += ["```", *printed[-12:], "```", ""]
+            facts[job.name] = "\n".join(printed)
+        out += lines
     return out, facts
 
 
@@ -554,6 +561,7 @@ def findings(facts: Mapping[str, Any]) -> list[str]:
     for part in ("fewshot", "crossdomain"):
         for job, by_learner in facts.get(part, {}).items():
             out.append(f"{job}: " + "; ".join(best_versus_finetune(by_learner)) + ".")
+    out += finetune_verdict([by_learner for part in ("fewshot", "crossdomain") for by_learner in facts.get(part, {}).values()])
     for ds, by_learner in facts.get("label_efficiency", {}).items():
         published = by_learner.pop("published")
         ten = {lr: s["fraction=0.1"] for lr, s in by_learner.items() if "fraction=0.1" in s}
@@ -570,6 +578,24 @@ def findings(facts: Mapping[str, Any]) -> list[str]:
     if ratios:
         out.append(f"Speed ratios measured: {', '.join(dict.fromkeys(ratios))} (see part 4 for what each compares).")
     return out
+
+
+def finetune_verdict(tables: Sequence[Mapping[str, Mapping[str, Any]]], alpha: float = 0.05) -> list[str]:
+    """Whether fine-tuning held up as the strong few-shot baseline the literature reports."""
+    cells = [(table["finetune"][s], table) for table in tables if "finetune" in table for s in table["finetune"]]
+    if not cells:
+        return []
+    beaten = sum(
+        any(c[s]["vs_reference"] and c[s]["vs_reference"]["mean_diff"] > 0 and c[s]["vs_reference"]["p_wilcoxon"] < alpha
+            for lr, c in table.items() if lr != "finetune" and s in c)
+        for table in tables if "finetune" in table for s in table["finetune"]
+    )  # fmt: skip
+    return [
+        f"Fine-tuning, the strong few-shot baseline of the literature, was beaten (p < {alpha}) in {beaten} of "
+        f"{len(cells)} episode cells here; but medfew's `finetune` starts from random weights, while the literature's "
+        "baseline adapts pretrained features (Chen et al. 2019; Tian et al. 2020: logistic regression on them, "
+        "medfew's `ssl_logreg` in part 3a), so this says a from-scratch network is no few-shot baseline."
+    ]
 
 
 def best_versus_finetune(by_learner: Mapping[str, Mapping[str, Any]]) -> list[str]:

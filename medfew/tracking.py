@@ -23,7 +23,8 @@ def start_wandb(
     entity: str | None = None,
     init_timeout: float = 30,
 ):
-    """Start a W&B run writing under ``run_dir``; returns None when ``mode`` is "disabled".
+    """Start a W&B run writing under ``run_dir``; None when ``mode`` is "disabled" and in every
+    DDP process but the first (one run per job, not one per process).
 
     ``tag_values`` adds one ``key:value`` tag per value, e.g. {"learner": ["finetune",
     "protonet"], "seed": [0]} -> learner:finetune, learner:protonet, seed:0 (None skipped).
@@ -33,7 +34,9 @@ def start_wandb(
     """
     if mode not in MODES:
         raise ValueError(f"logger mode '{mode}' is not one of {MODES}")
-    if mode == "disabled":
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    if mode == "disabled" or rank_zero_only.rank != 0:
         return None
     import wandb
 

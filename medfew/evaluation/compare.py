@@ -4,8 +4,9 @@ For each learner (found by name, see ``medfew.learners.registry``) and seed, a f
 learner is instantiated with that seed, prepared on what the protocol allows (once per
 seed when the protocol's context does not depend on the setting, else once per setting)
 and scored on the protocol's tasks. SSL pretraining runs once per pool, seed and settings
-in ``<out>/cache/ssl``, however many learners and settings ask for it. Rows go to
-``results.csv`` as each block finishes; blocks already there (same learner config hash,
+in ``<paths.cache_dir>/ssl`` (default ``<out>/cache``; runs naming one folder share it),
+however many learners and settings ask for it. Rows go to ``results.csv`` as each block
+finishes; blocks already there (same learner config hash,
 setting, seed and split hash) are skipped, so rerunning the same command resumes an
 interrupted comparison (and reuses finished pretraining).
 """
@@ -91,7 +92,7 @@ def run_learner(
                 log.info("%s %s seed %d: already in %s, skipped", name, setting.name, seed, results.path)
                 continue
             if learner is None or not protocol.shares_prepare:
-                context = replace(protocol.context(setting, seed, workdir), logger=run, cache=out / "cache")
+                context = replace(protocol.context(setting, seed, workdir), logger=run, cache=Path(cfg.paths.cache_dir))
                 learner = build_learner(learner_cfg, name, context, device)
             identity = dict(
                 dataset=cfg.data.name, protocol=protocol.name, learner=name, learner_hash=learner_hash,

@@ -95,7 +95,7 @@ def pretrain(
         knn_k: neighbours of the kNN monitor.
         cache: a folder shared by several calls, or None. When given, the run folder is
             ``<cache>/ssl/<key>`` instead of ``workdir``; the key hashes the settings recorded in
-            ``pretrain.json`` (the pool's images in order, the seed, method, backbone, augmentation,
+            ``pretrain.json`` but the pool's name (the pool's images in order, the seed, method, backbone, augmentation,
             epochs, batch size, recipe, trainer options but display ones), so identical calls train once.
     """
     if len(data) < batch_size:
@@ -113,7 +113,6 @@ def pretrain(
         "method": describe(method),
         "backbone": describe(backbone),
         "augment": describe(augment),
-        "data": data.name,
         "n_images": len(data),
         "images": images_hash(data.images),
         "epochs": epochs,
@@ -137,7 +136,7 @@ def pretrain(
     )
     if pl_trainer.is_global_zero:
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "pretrain.json").write_text(json.dumps(settings, indent=2))
+        (workdir / "pretrain.json").write_text(json.dumps({"data": data.name} | settings, indent=2))
     fit(pl_trainer, module)
     if pl_trainer.is_global_zero:
         partial = export.with_suffix(".partial")

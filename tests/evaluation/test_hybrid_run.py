@@ -27,3 +27,8 @@ def test_ssl_learners_share_one_pretraining_then_score(breastmnist, compose_root
     compare(compose_root("config", tmp_path, overrides))
     assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]
     assert list((tmp_path / "cache" / "ssl").iterdir()) == [run]
+
+    other = compare(compose_root("config", tmp_path / "other", [*overrides, f"paths.cache_dir={tmp_path / 'cache'}"]))
+    assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]  # another run naming the cache reuses it
+    assert not (tmp_path / "other" / "cache").exists()
+    assert other["results"]["bal_acc"] == summary["results"]["bal_acc"]

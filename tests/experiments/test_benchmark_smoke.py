@@ -36,6 +36,7 @@ def test_smoke_run_writes_tables_commands_and_merges(bloodcells, tmp_path: Path)
     benchmark.main(["--smoke", "--parts", "fewshot", "--runs", str(runs), "--out", str(out)])
     record = json.loads((runs / "fewshot-bloodcells" / "benchmark.json").read_text())
     assert record["returncode"] == 0 and record["wall_s"] > 0 and record["hardware"]["cores"] >= 1
+    assert record["resumed_rows"] == 0 and f"paths.cache_dir={runs / 'cache'}" in record["command"]
     text = out.read_text()
     assert "experiment=bloodcells_fewshot" in text and "wall time" in text
     rows = [line for line in text.splitlines() if line.startswith("| prototype_pixels |")]
@@ -44,3 +45,9 @@ def test_smoke_run_writes_tables_commands_and_merges(bloodcells, tmp_path: Path)
     # a later call for another part reuses the finished job and keeps its table in the same file
     benchmark.main(["--smoke", "--parts", "fewshot", "--runs", str(runs), "--out", str(out), "--render-only"])
     assert out.read_text().count("| prototype_pixels |") == 1
+    # a job cut off before its record was written resumes, and its wall time is marked as covering the rest only
+    (runs / "fewshot-bloodcells" / "benchmark.json").unlink()
+    rows = len(benchmark.ResultsFile(runs / "fewshot-bloodcells" / "results.csv").read())
+    benchmark.main(["--smoke", "--parts", "fewshot", "--runs", str(runs), "--out", str(out)])
+    assert json.loads((runs / "fewshot-bloodcells" / "benchmark.json").read_text())["resumed_rows"] == rows > 0
+    assert f"resumed: {rows} result rows came from an earlier, interrupted run" in out.read_text()

@@ -1,4 +1,5 @@
-"""``trainer=ddp`` with two CPU processes on gloo gives the same kind of checkpoint and export."""
+"""``trainer=ddp`` with two CPU processes on gloo gives the same kind of checkpoint and export,
+and one offline W&B run."""
 
 import subprocess
 import sys
@@ -16,13 +17,14 @@ def test_two_process_ddp_on_cpu_writes_a_loadable_checkpoint_and_export(tmp_path
         sys.executable, str(ROOT / "experiments" / "pretrain.py"),
         "backbone=conv4", "backbone.model_kwargs.hidden=8", "data.image_size=32", "max_images=32",
         "monitor_per_class=2", "ssl.batch_size=8", "ssl.epochs=2", "ssl.method.hidden_dim=32",
-        "ssl.method.output_dim=16", "logger=none", "trainer=ddp", "trainer.accelerator=cpu",
+        "ssl.method.output_dim=16", "logger=wandb", "trainer=ddp", "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false", f"paths.log_dir={tmp_path}",
     ]
     result = subprocess.run(command, cwd=ROOT, env=data_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stderr + result.stdout
     run_dir = tmp_path / "pretrain" / "bloodcells-simclr-conv4-seed0"
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # the second process logs nothing
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2 * 2  # 32 images / (2 x 8) per epoch
     backbone = load_backbone(run_dir / "backbone.safetensors")

@@ -66,6 +66,7 @@ def test_a_cache_trains_once_per_pool_seed_and_settings(pbc32, tmp_path, tiny_he
     stamp = export.stat().st_mtime_ns
     shown = TRAINER | {"limit_train_batches": 1, "enable_progress_bar": True, "log_every_n_steps": 50}
     assert cached() == cached(trainer=shown) == export  # display options do not change the weights
+    assert cached(data=dataclasses.replace(pbc32, name="another-name")) == export  # the key is the pixels, not names
     assert export.stat().st_mtime_ns == stamp and [p.name for p in (export.parent / "logs").iterdir()] == ["version_0"]
     assert export.parent.parent == cache / "ssl" and not (tmp_path / "unused").exists()
     flipped = pbc32.images.clone()
