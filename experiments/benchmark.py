@@ -370,7 +370,7 @@ def render(budget: Budget, base: Path) -> tuple[str, dict[str, Any]]:
         facts[part] = part_facts
         for job, record, _, _ in finished(budget, base, host, part):
             if record and record["wall_s"] == record["wall_s"]:  # NaN: not finished
-                walls.append((job.name, record["wall_s"]))
+                walls.append((job.name + (" (resumed: last part only)" if record.get("resumed_rows") else ""), record["wall_s"]))
     out += ["## Wall time of each job", "", "| job | wall time (s) |", "|---|---|"]
     out += [f"| {name} | {wall:.0f} |" for name, wall in walls] + [""]
     caveat = [] if budget.name == "full" else [
