@@ -586,7 +586,10 @@ def finetune_verdict(tables: Sequence[Mapping[str, Mapping[str, Any]]], alpha: f
     cells = [(table, s) for table in tables if "finetune" in table for s in table["finetune"]]
     if not cells:
         return []
-    wins = lambda v: v is not None and v["mean_diff"] > 0 and v["p_wilcoxon"] < alpha  # noqa: E731
+
+    def wins(versus: Mapping[str, Any] | None) -> bool:
+        return versus is not None and versus["mean_diff"] > 0 and versus["p_wilcoxon"] < alpha
+
     beaten = sum(any(wins(c[s]["vs_reference"]) for c in table.values() if s in c) for table, s in cells)
     return [
         f"Fine-tuning, the strong few-shot baseline of the literature, was beaten (p < {alpha}) in {beaten} of "

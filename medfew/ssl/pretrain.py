@@ -95,8 +95,9 @@ def pretrain(
         knn_k: neighbours of the kNN monitor.
         cache: a folder shared by several calls, or None. When given, the run folder is
             ``<cache>/ssl/<key>`` instead of ``workdir``; the key hashes the settings recorded in
-            ``pretrain.json`` but the pool's name (the pool's images in order, the seed, method, backbone, augmentation,
-            epochs, batch size, recipe, trainer options but display ones), so identical calls train once.
+            ``pretrain.json`` except the pool's name (the pool's images in order, the seed, method,
+            backbone, augmentation, epochs, batch size, recipe, trainer options but display ones),
+            so identical calls train once.
     """
     if len(data) < batch_size:
         raise ValueError(f"{data.name}: {len(data)} images in the pool, fewer than batch_size = {batch_size}")
