@@ -8,7 +8,7 @@ import torch
 
 from medfew.data import ImageData
 from medfew.learners.base import PrepareContext
-from medfew.learners.finetune import batches, class_weights
+from medfew.learners.finetune import FineTune, batches, class_weights
 from medfew.learners.prototype import NearestCentroid
 from medfew.models import create_backbone, save_backbone
 
@@ -25,6 +25,18 @@ def test_batches_cover_every_image_per_pass_and_never_hold_one():
     got = list(batches(65, 64, steps=4, device=torch.device("cpu")))
     assert [len(b) for b in got] == [33, 32, 33, 32]
     assert sorted(torch.cat(got[:2]).tolist()) == list(range(65))
+
+
+def test_linear_probe_standardises_with_the_support_statistics_after_few_steps():
+    # a 3-image support set, 3 steps: the head's eval-time BatchNorm must hold the support's mean and
+    # variance, not a blend with its initial (0, 1) that leaves small-scale random features unscaled
+    torch.manual_seed(0)
+    learner = FineTune(conv4, freeze_backbone=True, head_norm=True, steps=3)
+    support = torch.rand(3, 1, 16, 16)
+    norm = learner.adapt(support, torch.tensor([0, 1, 2]))[1][0]
+    features = learner.embed(support)
+    assert torch.allclose(norm.running_mean, features.mean(0), atol=1e-6)
+    assert torch.allclose(norm.running_var, features.var(0), rtol=1e-4, atol=1e-8)
 
 
 def test_pretrain_step_replaces_the_backbone(tmp_path: Path):
