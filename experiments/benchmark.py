@@ -92,8 +92,8 @@ BUDGETS = {
     ),
     "cpu": Budget(
         name="cpu",
-        statement="about 2 hours of 2 idle CPU cores (bf16 autocast where the CPU has it; resumed jobs list the wall "
-        "time of their last part only): "
+        statement="about 2 hours of 2 idle CPU cores (bf16 autocast where the CPU has it; a resumed job lists the wall "
+        "time of its last part and, where recorded, of the earlier ones): "
         "reproduction 3 seeds x 500 fine-tuning steps (batch 64, val check every 25), the published recipe "
         "(CIFAR stem) on BreastMNIST with 1 seed; label efficiency "
         "BreastMNIST 3 seeds and PneumoniaMNIST 1 seed, SSL 10 epochs, 500 fine-tuning steps with early stopping; "
@@ -243,11 +243,10 @@ def hardware() -> dict[str, Any]:
 def run_job(job: Job, folder: Path, rerun: bool = False) -> dict[str, Any]:
     """Run ``job`` (unless it finished before) and record command, wall time and hardware."""
     record_file = folder / "benchmark.json"
-    if record_file.exists() and not rerun:
-        record = json.loads(record_file.read_text())
-        if record.get("returncode") == 0:
-            print(f"[benchmark] {job.name}: finished before ({record['wall_s']} s), reused", flush=True)
-            return record
+    previous = json.loads(record_file.read_text()) if record_file.exists() else {}
+    if previous.get("returncode") == 0 and not rerun:
+        print(f"[benchmark] {job.name}: finished before ({previous['wall_s']} s), reused", flush=True)
+        return previous
     folder.mkdir(parents=True, exist_ok=True)
     command = job.command(folder)
     print(f"[benchmark] {job.name}: {shlex.join(command)}", flush=True)
@@ -261,6 +260,7 @@ def run_job(job: Job, folder: Path, rerun: bool = False) -> dict[str, Any]:
         "wall_s": round(time.perf_counter() - start, 1),
         "returncode": returncode,
         "resumed_rows": rows_before,
+        "earlier_wall_s": previous.get("earlier_wall_s", 0) + previous.get("wall_s", 0) if rows_before else 0,
         "hardware": hardware(),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -304,6 +304,13 @@ def fmt(c: Mapping[str, Any] | None, p: bool = False) -> str:
     return text
 
 
+def wall_row(name: str, record: Mapping[str, Any]) -> tuple[str, float]:
+    """(label, seconds) of a job's wall time: all its parts where they were recorded."""
+    if record.get("earlier_wall_s"):
+        return f"{name} (sum of its parts)", record["wall_s"] + record["earlier_wall_s"]
+    return name + (" (resumed: last part only)" if record.get("resumed_rows") else ""), record["wall_s"]
+
+
 def provenance(name: str, record: Mapping[str, Any] | None, host: Mapping[str, Any], folder: Path) -> list[str]:
     """The command, wall time and hardware of one job, as markdown lines."""
     if record is None:
@@ -313,7 +320,9 @@ def provenance(name: str, record: Mapping[str, Any] | None, host: Mapping[str, A
     if record.get("returncode") is None:
         return [f"- `{record['command']}`", f"  - **partial**: rows finished so far (job still running or cut off); {device}", ""]
     status = "" if record["returncode"] == 0 else f" **(exit code {record['returncode']}: partial)**"
-    if record.get("resumed_rows"):
+    if record.get("earlier_wall_s"):
+        status += f" (resumed: {record['resumed_rows']} result rows came from earlier parts of the job, which took {record['earlier_wall_s']:.0f} s)"
+    elif record.get("resumed_rows"):
         status += f" (resumed: {record['resumed_rows']} result rows came from an earlier, interrupted run)"
     return [f"- `{record['command']}`", f"  - wall time {record['wall_s']:.0f} s; {device}{status}", *leakage(folder), ""]
 
@@ -370,7 +379,7 @@ def render(budget: Budget, base: Path) -> tuple[str, dict[str, Any]]:
         facts[part] = part_facts
         for job, record, _, _ in finished(budget, base, host, part):
             if record and record["wall_s"] == record["wall_s"]:  # NaN: not finished
-                walls.append((job.name + (" (resumed: last part only)" if record.get("resumed_rows") else ""), record["wall_s"]))
+                walls.append(wall_row(job.name, record))
     out += ["## Wall time of each job", "", "| job | wall time (s) |", "|---|---|"]
     out += [f"| {name} | {wall:.0f} |" for name, wall in walls] + [""]
     caveat = [] if budget.name == "full" else [

@@ -51,3 +51,10 @@ def test_smoke_run_writes_tables_commands_and_merges(bloodcells, tmp_path: Path)
     benchmark.main(["--smoke", "--parts", "fewshot", "--runs", str(runs), "--out", str(out)])
     assert json.loads((runs / "fewshot-bloodcells" / "benchmark.json").read_text())["resumed_rows"] == rows > 0
     assert f"resumed: {rows} result rows came from an earlier, interrupted run" in out.read_text()
+    # a rerun on top of a finished record adds that record's wall time to the job's total
+    first = json.loads((runs / "fewshot-bloodcells" / "benchmark.json").read_text())
+    benchmark.main(["--smoke", "--parts", "fewshot", "--runs", str(runs), "--out", str(out), "--rerun"])
+    second = json.loads((runs / "fewshot-bloodcells" / "benchmark.json").read_text())
+    assert second["earlier_wall_s"] == first["wall_s"] and second["resumed_rows"] == rows
+    total = second["wall_s"] + first["wall_s"]
+    assert f"| fewshot-bloodcells (sum of its parts) | {total:.0f} |" in out.read_text()
