@@ -91,10 +91,11 @@ class FineTune(BackboneLearner):
     def new_head(self, n_way: int) -> nn.Module:
         features = self.require_backbone().num_features
         head = nn.Linear(features, n_way)
+        if not self.head_norm:
+            return head
         # momentum None: eval uses the mean of every step's batch statistics, not a blend with the
         # initial (0, 1) that a short run on small-scale features never leaves
-        norm = nn.BatchNorm1d(features, affine=False, momentum=None)
-        return nn.Sequential(norm, head) if self.head_norm else head
+        return nn.Sequential(nn.BatchNorm1d(features, affine=False, momentum=None), head)
 
     def fit(
         self, backbone: Backbone | None, head: nn.Module, x: Tensor, y: Tensor, val: tuple[Tensor, Tensor] | None, weight: Tensor | None
