@@ -6,9 +6,10 @@ seed when the protocol's context does not depend on the setting, else once per s
 and scored on the protocol's tasks. SSL pretraining runs once per pool, seed and settings
 in ``<paths.cache_dir>/ssl`` (default ``<out>/cache``; runs naming one folder share it),
 however many learners and settings ask for it. Rows go to ``results.csv`` as each block
-finishes; blocks already there (same learner config hash,
-setting, seed and split hash) are skipped, so rerunning the same command resumes an
-interrupted comparison (and reuses finished pretraining).
+finishes and at least once a minute within one; tasks already there (same learner config
+hash, setting, seed, split hash and episode) are skipped, so rerunning the same command
+resumes an interrupted comparison where it stopped (and reuses finished pretraining and
+meta-training checkpoints).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +34,12 @@ from medfew.evaluation.leakage import screen_leakage
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
 from medfew.evaluation.protocols import Protocol, Task, short_hash
 from medfew.evaluation.report import summary_frames, write_report
-from medfew.evaluation.results import ResultsFile
+from medfew.evaluation.results import ResultsFile, row_key
 from medfew.learners.base import Learner, PrepareContext
 from medfew.learners.registry import with_learner
 
 log = logging.getLogger(__name__)
+SAVE_EVERY_S = 60.0  # a killed run loses at most this much scoring
 
 
 def compare(cfg: DictConfig) -> dict[str, Any]:
@@ -76,32 +80,51 @@ def searchpath() -> list[str]:
 def run_learner(
     cfg: DictConfig, name: str, protocol: Protocol, results: ResultsFile, device: torch.device, out: Path, run: Any = None
 ) -> str:
-    """Score learner ``name`` on every (seed, setting) not yet in ``results``; returns its config hash.
+    """Score learner ``name`` on every (seed, setting, task) not yet in ``results``; returns its config hash.
 
     ``run`` (a W&B run or None) reaches ``prepare`` as ``context.logger``.
     """
     learner_cfg = with_learner(cfg, name, cfg.learner_overrides.get(name), searchpath()).learner
     learner_hash = short_hash(OmegaConf.to_yaml(learner_cfg, resolve=True))
     workdir = out / "work" / f"{name}-{learner_hash}"
-    done = results.done()
+    scored = results.scored()
     for seed in cfg.seeds:
         learner = None
         for setting in protocol.settings():
-            split_hash = protocol.split_hash(setting, seed)
-            if (name, learner_hash, setting.name, str(seed), split_hash) in done:
+            identity = dict(
+                dataset=cfg.data.name, protocol=protocol.name, learner=name, learner_hash=learner_hash,
+                setting=setting.name, kind=setting.kind, value=setting.value, seed=seed,
+                split_hash=protocol.split_hash(setting, seed),
+            )  # fmt: skip
+            resumed = scored.get(row_key(identity), set())
+            todo = (task for task in protocol.tasks(setting, seed, device) if str(task.episode) not in resumed)
+            first = next(todo, None)
+            if first is None:
                 log.info("%s %s seed %d: already in %s, skipped", name, setting.name, seed, results.path)
                 continue
             if learner is None or not protocol.shares_prepare:
                 context = replace(protocol.context(setting, seed, workdir), logger=run, cache=Path(cfg.paths.cache_dir))
                 learner = build_learner(learner_cfg, name, context, device)
-            identity = dict(
-                dataset=cfg.data.name, protocol=protocol.name, learner=name, learner_hash=learner_hash,
-                setting=setting.name, kind=setting.kind, value=setting.value, seed=seed, split_hash=split_hash,
+            rows = score_tasks(learner, name, chain([first], todo), identity, results)
+            log.info(
+                "%s %s seed %d: bal_acc %.3f over %d tasks%s", name, setting.name, seed, mean(rows, "bal_acc"), len(rows),
+                f" (and {len(resumed)} scored before, kept)" if resumed else "",
             )  # fmt: skip
-            rows = [identity | score(learner, name, task, seed) for task in protocol.tasks(setting, seed, device)]
-            results.append(rows)
-            log.info("%s %s seed %d: bal_acc %.3f over %d tasks", name, setting.name, seed, mean(rows, "bal_acc"), len(rows))
     return learner_hash
+
+
+def score_tasks(
+    learner: Learner, name: str, tasks: Iterable[Task], identity: dict[str, Any], results: ResultsFile
+) -> list[dict[str, Any]]:
+    """Score ``tasks``; rows reach ``results`` at least every ``SAVE_EVERY_S`` seconds and at the end."""
+    rows, unsaved, saved_at = [], [], time.monotonic()
+    for task in tasks:
+        unsaved.append(identity | score(learner, name, task, identity["seed"]))
+        if time.monotonic() - saved_at >= SAVE_EVERY_S:
+            results.append(unsaved)
+            rows, unsaved, saved_at = rows + unsaved, [], time.monotonic()
+    results.append(unsaved)
+    return rows + unsaved
 
 
 def build_learner(learner_cfg: DictConfig, name: str, context: PrepareContext, device: torch.device) -> Learner:

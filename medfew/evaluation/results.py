@@ -1,10 +1,11 @@
 """results.csv: one self-describing row per learner x setting x seed x episode, appended as
-each (learner, setting, seed) finishes, so an interrupted comparison resumes with the rest."""
+tasks are scored, so an interrupted comparison resumes with the tasks not yet in it."""
 
 from __future__ import annotations
 
 import csv
 import os
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,15 @@ class ResultsFile:
                 raise ValueError(f"{self.path} has columns {reader.fieldnames}; expected {list(COLUMNS)}. Move it away to start afresh")
             return list(reader)
 
-    def done(self) -> set[tuple[str, ...]]:
-        return {row_key(row) for row in self.read()}
+    def scored(self) -> dict[tuple[str, ...], set[str]]:
+        """The episodes already scored, by block (``row_key``)."""
+        episodes = defaultdict(set)
+        for row in self.read():
+            episodes[row_key(row)].add(row["episode"])
+        return dict(episodes)
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Add rows (one block) atomically: the file is rewritten to a temporary and renamed,
+        """Add rows atomically: the file is rewritten to a temporary and renamed,
         so a kill leaves either the old or the new file, never a half-written row."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".csv.tmp")

@@ -1,6 +1,7 @@
 """The comparison runner: identical episodes for all learners, resume, learners found by name."""
 
 import csv
+import importlib
 import json
 from pathlib import Path
 
@@ -61,6 +62,46 @@ def test_interrupted_comparison_resumes_without_duplicates(breastmnist, compose_
     assert resumed.keys() == complete.keys()
     for key, row in resumed.items():  # same seeds, same numbers (exact on CPU; GPU kernels may differ in the last digits)
         assert [float(row[m]) for m in METRICS] == pytest.approx([float(complete[key][m]) for m in METRICS], abs=1e-5)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_run_killed_inside_a_block_keeps_the_tasks_it_scored(bloodcells, compose_root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    runner = importlib.import_module("medfew.evaluation.compare")  # the module; the package exports the function
+    overrides = [
+        "data=bloodcells", "data.image_size=32", "protocol=episodes", "protocol.shots=[1,5]", "protocol.n_episodes=4",
+        "protocol.n_query=5", "seeds=[0]", "backbone=conv4", "learners=[prototype,prototype_pixels]",
+        "report.reference=prototype_pixels", "logger=none",
+    ]  # fmt: skip
+    compare(compose_root("config", tmp_path / "straight", overrides))
+    calls = []
+
+    def score(*args):
+        calls.append(args[2].episode)
+        if calls == [0, 1, 2, 3, 0, 1]:  # first run, prototype shots=5 episode 1: 4 + 1 tasks scored
+            raise Killed
+        return real_score(*args)
+
+    real_score = runner.score
+    monkeypatch.setattr(runner, "score", score)
+    monkeypatch.setattr(runner, "SAVE_EVERY_S", 0.0)
+    with pytest.raises(Killed):
+        compare(compose_root("config", tmp_path / "killed", overrides))
+    kept = read_rows(tmp_path / "killed" / "results.csv")
+    assert [(r["setting"], r["episode"]) for r in kept] == [("shots=1", str(e)) for e in range(4)] + [("shots=5", "0")]
+
+    calls.clear()
+    compare(compose_root("config", tmp_path / "killed", overrides))
+    assert calls == [1, 2, 3] + [0, 1, 2, 3] * 2  # the rest of prototype shots=5, then prototype_pixels
+    resumed = read_rows(tmp_path / "killed" / "results.csv")
+    assert resumed[:5] == kept
+    identity = lambda row: (row["learner"], row["setting"], row["episode"])  # noqa: E731
+    straight = {identity(r): r for r in read_rows(tmp_path / "straight" / "results.csv")}
+    assert sorted(map(identity, resumed)) == sorted(straight)
+    for row in resumed:
+        assert [row[m] for m in METRICS] == [straight[identity(row)][m] for m in METRICS]
 
 
 LEARNER_FILE = '''
