@@ -11,7 +11,10 @@
     tensor) against a learn2learn ``TaskDataset`` (MetaDataset + NWays, KShots, LoadData,
     RemapLabels) over a per-image Dataset that decodes a PNG with PIL and applies
     ``ToTensor`` to each image. Goal: >= 10x.
-Runs on CUDA when present, else CPU (about 2 minutes on 2 idle cores; on a crowded machine
+(3) Seconds per fine-tuning episode (``medfew.learners.finetune.FineTune``, 3-way 10-shot, 100
+    steps, Conv-4, precision auto): convolution weights in NHWC (``channels_last``, the default)
+    against NCHW; same episode, same initial weights. Goal: >= 1.3x.
+Runs on CUDA when present, else CPU (about 1 minute on 2 idle cores; on a crowded machine
 ``OMP_NUM_THREADS=1`` keeps torch's thread pool from stalling).
 """
 
@@ -24,6 +27,7 @@ import random
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import learn2learn as l2l
@@ -40,6 +44,7 @@ from medfew.fewshot import MetaTraining, meta_train
 from medfew.fewshot.maml import MAML
 from medfew.fewshot.meta_training import EpisodeBatches
 from medfew.learners import PrepareContext
+from medfew.learners.finetune import FineTune
 from medfew.models import create_backbone
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR, SEED = 5, 1, 1, 4, 0.5, 0  # queries = shots, as in learn2learn's examples
@@ -150,11 +155,25 @@ def medfew_episodes_per_second(data: ImageData, n_episodes: int, device: str | N
     return n_episodes / (time.perf_counter() - start)
 
 
+def finetune_seconds(data: ImageData, channels_last: bool, steps: int, device: torch.device) -> float:
+    """Wall time of one FineTune.adapt on the first 10 images of each of 3 classes."""
+    support = torch.cat([data.images[data.labels == c][:10] for c in range(3)]).to(device).float() / 255
+    labels = torch.arange(3, device=device).repeat_interleave(10)
+    torch.manual_seed(SEED)
+    learner = FineTune(partial(create_backbone, "conv4", 3, 64), steps=steps, channels_last=channels_last).to(device)
+    start = time.perf_counter()
+    learner.adapt(support, labels)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=8, help="timed MAML meta-iterations per side and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both loops (evens out load drift)")
     parser.add_argument("--episodes", type=int, default=300, help="episodes drawn by the learn2learn TaskDataset")
+    parser.add_argument("--finetune-steps", type=int, default=100, help="steps of each timed fine-tuning episode")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -182,6 +201,14 @@ def main() -> None:
     if cuda:
         gpu_rate = medfew_episodes_per_second(data, 10 * args.episodes, "cuda")
         print(f"    medfew EpisodeSampler on CUDA {gpu_rate:.0f} episodes/s | ratio {gpu_rate / l2l_rate:.1f}x")
+
+    times = {layout: [] for layout in (False, True)}
+    for _ in range(args.rounds):
+        for layout in times:
+            times[layout].append(finetune_seconds(data, layout, args.finetune_steps, device))
+    nchw, nhwc = statistics.median(times[False]), statistics.median(times[True])
+    print(f"(3) fine-tuning episode (3-way 10-shot, {args.finetune_steps} steps, Conv-4, 64 px), median of {args.rounds}: "
+          f"NCHW {nchw:.2f} s | channels_last {nhwc:.2f} s | ratio {nchw / nhwc:.2f}x (goal >= 1.3x)")
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ BUDGETS = {
         cd_targets=("pneumoniamnist",),
         cd_learners=("prototype_pixels", "finetune"),
         bench_ssl_args=("--steps", "1", "--rounds", "1", "--workers", "0"),
-        bench_fewshot_args=("--iterations", "1", "--rounds", "1", "--episodes", "5"),
+        bench_fewshot_args=("--iterations", "1", "--rounds", "1", "--episodes", "5", "--finetune-steps", "2"),
         extra=("debug=smoke", "report.n_resamples=200"),
     ),
 }
@@ -523,7 +523,7 @@ def render_speed(budget: Budget, base: Path, host: Mapping[str, Any]) -> tuple[l
         "## 4. Speed",
         "",
         "Output of the two speed scripts as printed (ratios against lightly's and learn2learn's reference "
-        "loops); the wall time of every benchmark job is in the table after this section. Ratios measured "
+        "loops, and fine-tuning against NCHW weights); the wall time of every benchmark job is in the table after this section. Ratios measured "
         "on a machine shared with other jobs are noisy: rerun on an idle machine before quoting them.",
         "",
     ]

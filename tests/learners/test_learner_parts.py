@@ -1,5 +1,6 @@
 """The shared backbone logic, class weights and step batches, on tiny tensors."""
 
+import copy
 from functools import partial
 from pathlib import Path
 
@@ -37,6 +38,22 @@ def test_linear_probe_standardises_with_the_support_statistics_after_few_steps()
     features = learner.embed(support)
     assert torch.allclose(norm.running_mean, features.mean(0), atol=1e-6)
     assert torch.allclose(norm.running_var, features.var(0), rtol=1e-4, atol=1e-8)
+
+
+def test_channels_last_trains_a_copy_in_nhwc_that_predicts_as_nchw():
+    torch.manual_seed(0)
+    support, labels, query = torch.rand(6, 1, 16, 16), torch.tensor([0, 0, 1, 1, 2, 2]), torch.rand(4, 1, 16, 16)
+    learner = FineTune(conv4, steps=20, lr=0.01, augment=None, precision="32-true")
+    adapted = learner.adapt(support, labels)
+    conv = lambda network: [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight  # noqa: E731
+    assert conv(adapted).is_contiguous(memory_format=torch.channels_last) and not conv(adapted).is_contiguous()
+    assert conv(learner.backbone).is_contiguous()  # the learner's own backbone keeps its layout
+    assert learner.predict(adapted, support).argmax(1).tolist() == labels.tolist()
+    nchw = copy.deepcopy(adapted).to(memory_format=torch.contiguous_format)
+    assert conv(nchw).is_contiguous()
+    assert torch.allclose(learner.predict(nchw, query), learner.predict(adapted, query), atol=1e-6)
+    learner.channels_last = False
+    assert conv(learner.adapt(support, labels)).is_contiguous()
 
 
 def test_pretrain_step_replaces_the_backbone(tmp_path: Path):
