@@ -123,7 +123,8 @@ def score_tasks(
         if time.monotonic() - saved_at >= SAVE_EVERY_S:
             results.append(unsaved)
             rows, unsaved, saved_at = rows + unsaved, [], time.monotonic()
-    results.append(unsaved)
+    if unsaved:
+        results.append(unsaved)
     return rows + unsaved
 
 
