@@ -1,0 +1,82 @@
+"""Config checks and budget knobs shared by every entry point.
+
+``knobs`` shrink or grow every learner through the setting names learners share (``steps``,
+``meta_train_steps``, ``pretrain.steps``, ...), so a budget such as ``debug=smoke`` names no
+learner: a new learner with those names is shrunk too. ``check_keys`` makes a misspelt key an
+error with a close-name suggestion instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def leaf_paths(node: DictConfig, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Key paths of ``node``'s leaves, without resolving interpolations (``${backbone}`` is a leaf)."""
+    for key in node.keys():
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_interpolation() and not child._is_none():
+            yield from leaf_paths(child, (*prefix, str(key)))
+        else:
+            yield (*prefix, str(key))
+
+
+def knob_for(path: tuple[str, ...], knobs: Mapping[str, Any]) -> str | None:
+    """The knob whose dotted name is the longest suffix of ``path`` (None: no knob applies)."""
+    matches = [name for name in knobs if tuple(name.split(".")) == path[-len(name.split(".")) :]]
+    return max(matches, key=lambda name: name.count("."), default=None)
+
+
+def apply_knobs(node: DictConfig, knobs: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> set[str]:
+    """Set every leaf of ``node`` that a non-null knob names; return the knobs that applied.
+
+    ``prefix`` is the path knobs see ``node`` at: ``("pretrain",)`` lets ``pretrain.steps`` reach
+    the SSL settings of ``medfew pretrain``, which sit at ``ssl`` there and at ``pretrain`` in a learner.
+    """
+    knobs = {name: value for name, value in flat_knobs(knobs).items() if value is not None}
+    used = set()
+    for path in list(leaf_paths(node)):
+        name = knob_for((*prefix, *path), knobs)
+        if name is not None:
+            OmegaConf.update(node, ".".join(path), knobs[name], merge=False)
+            used.add(name)
+    return used
+
+
+def flat_knobs(knobs: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Knobs by dotted name: ``{"pretrain": {"steps": 3}}`` (``+knobs.pretrain.steps=3`` on the
+    command line) is ``{"pretrain.steps": 3}``; one name given twice with two values is an error."""
+    flat: dict[str, Any] = {}
+    for key, value in knobs.items():
+        name = f"{prefix}{key}"
+        items = flat_knobs(value, f"{name}.") if isinstance(value, Mapping) else {name: value}
+        for dotted, setting in items.items():
+            if dotted in flat and flat[dotted] != setting:
+                raise ValueError(f"knobs.{dotted} is given twice, as {flat[dotted]} and {setting}")
+            flat[dotted] = setting
+    return flat
+
+
+def check_keys(base: DictConfig, changes: Mapping[str, Any], where: str) -> None:
+    """Raise a KeyError for a key of ``changes`` (nested) that ``base`` lacks, with close names.
+
+    A key whose value in ``base`` is null or an interpolation accepts any change below it.
+    """
+    for key, value in changes.items():
+        if key not in base:
+            close = difflib.get_close_matches(str(key), [str(k) for k in base.keys()], n=3)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; valid keys are {', '.join(map(str, base.keys()))}"
+            raise KeyError(f"{where}.{key} is not a setting{hint}")
+        child = base._get_node(key)
+        if isinstance(value, Mapping) and isinstance(child, DictConfig) and not child._is_interpolation() and not child._is_none():
+            check_keys(child, value, f"{where}.{key}")
+
+
+def close_name(name: str, names: list[str]) -> str:
+    """' (did you mean x?)' for the closest of ``names``, or ''."""
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
