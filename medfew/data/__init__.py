@@ -8,11 +8,12 @@ from medfew.data.medmnist import load_medmnist
 from medfew.data.npz import load_labelled_npz
 from medfew.data.preprocess import preprocess
 from medfew.data.root import data_root
-from medfew.data.splits import ClassSplit, LabelBudget, class_split, label_budget
+from medfew.data.splits import ClassSplit, DataSplit, LabelBudget, class_split, label_budget, make_splits
 
 __all__ = [
     "UNLABELED",
     "ClassSplit",
+    "DataSplit",
     "DuplicateReport",
     "Episode",
     "EpisodeIndices",
@@ -30,6 +31,7 @@ __all__ = [
     "load_image_folder",
     "load_labelled_npz",
     "load_medmnist",
+    "make_splits",
     "medical_augment",
     "preprocess",
 ]

@@ -11,6 +11,7 @@ take seconds.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -84,18 +85,23 @@ class DuplicateReport:
 
 
 def perceptual_hashes(images: Tensor) -> Tensor:
-    """(N, C, H, W) uint8 -> (N, 64) bool pHash bits (RGB is converted to grey by Pillow)."""
+    """(N, C, H, W) uint8, grey or RGB -> (N, 64) bool pHash bits (RGB is converted to grey by Pillow)."""
     array = images.permute(0, 2, 3, 1).numpy()
-    bits = [imagehash.phash(Image.fromarray(image.squeeze(-1))).hash.reshape(-1) for image in array]
-    return torch.from_numpy(np.stack(bits))
+    bits = [imagehash.phash(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)).hash for image in array]
+    return torch.from_numpy(np.array(bits, dtype=bool).reshape(len(array), HASH_BITS))
+
+
+def image_digests(images: Tensor) -> list[bytes]:
+    """sha256 of each image's shape and uint8 bytes: equal digests mean pixel-identical images."""
+    shape = str(tuple(images.shape[1:])).encode()
+    return [hashlib.sha256(shape + image.tobytes()).digest() for image in images.numpy()]
 
 
 def exact_groups(images: Tensor) -> list[list[int]]:
     """Indices of pixel-identical images, one list per set of two or more."""
     groups: dict[bytes, list[int]] = defaultdict(list)
-    shape = str(tuple(images.shape[1:])).encode()
-    for i, image in enumerate(images.numpy()):
-        groups[hashlib.sha256(shape + image.tobytes()).digest()].append(i)
+    for i, digest in enumerate(image_digests(images)):
+        groups[digest].append(i)
     return [members for members in groups.values() if len(members) > 1]
 
 
@@ -122,6 +128,29 @@ def near_pairs(bits: Tensor, rank: Tensor, n_splits: int, threshold: int) -> set
     return pairs
 
 
+def duplicate_pairs(images: Tensor, threshold: int | None = DEFAULT_THRESHOLD) -> np.ndarray:
+    """(P, 2) index pairs that link every set of duplicates: pixel-identical images and, unless
+    ``threshold`` is None, images whose pHashes lie within ``threshold`` bits.
+
+    Not every pair: each copy is paired with the first image of its set, and near duplicates are
+    searched among those first images only, so a thousand blank images cost a thousand pairs.
+    """
+    check_threshold(threshold)
+    pairs = [(members[0], copy) for members in exact_groups(images) for copy in members[1:]]
+    if threshold is not None:
+        copies = {copy for _, copy in pairs}
+        kept = torch.tensor([i for i in range(len(images)) if i not in copies], dtype=torch.long)
+        every = torch.arange(len(kept))
+        near = hamming_pairs(perceptual_hashes(images[kept]), every, every, threshold)[:, :2]
+        pairs += kept[near[near[:, 0] < near[:, 1]]].tolist()
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def check_threshold(threshold: int | None) -> None:
+    if threshold is not None and (not isinstance(threshold, numbers.Integral) or not 0 <= threshold < HASH_BITS):
+        raise ValueError(f"threshold must be in 0..{HASH_BITS - 1} bits (or None: exact copies only), got {threshold}")
+
+
 def split_order(data: ImageData) -> list[str]:
     """Split names in train, val, test order (others after, sorted)."""
     names = data.split_names()
@@ -137,8 +166,7 @@ def audit_duplicates(data: ImageData, threshold: int | None = DEFAULT_THRESHOLD)
     A pair is reported once, with ``first`` in the split that comes first in train, val,
     test order. Pairs within one split are not leakage and are not reported.
     """
-    if threshold is not None and not 0 <= threshold < HASH_BITS:
-        raise ValueError(f"threshold must be in 0..{HASH_BITS - 1} bits, got {threshold}")
+    check_threshold(threshold)
     order = split_order(data)
     rank = [order.index(s) for s in data.split.tolist()]
     exact = {(i, j) for members in exact_groups(data.images) for i in members for j in members if rank[i] < rank[j]}

@@ -65,30 +65,28 @@ class MedicalAugment(nn.Module):
         self.blur_kernel = max(3, (image_size // 16) | 1)
         self.noise_std, self.noise_prob = noise_std, noise_prob
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.geometry(x)
-        x = self.intensity(x)
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augment ``x``; every random draw comes from ``generator`` (on x's device), else torch's global one."""
+        x = self.geometry(x, generator)
+        x = self.intensity(x, generator)
         if self.blur_prob:
-            x = self.blur(x)
+            x = self.blur(x, generator)
         if self.noise_prob and self.noise_std:
-            chosen = torch.nonzero(self.draw(len(x), x.device) < self.noise_prob).flatten()
-            x[chosen] += self.noise_std * torch.randn((len(chosen), *x.shape[1:]), device=x.device, dtype=x.dtype)
+            chosen = torch.nonzero(draw(len(x), x.device, generator=generator) < self.noise_prob).flatten()
+            noise = torch.randn((len(chosen), *x.shape[1:]), device=x.device, dtype=x.dtype, generator=generator)
+            x[chosen] += self.noise_std * noise
         return x.clamp_(0, 1)
 
-    @staticmethod
-    def draw(n: int, device: torch.device, low: float = 0.0, high: float = 1.0) -> Tensor:
-        return low + (high - low) * torch.rand(n, device=device)
-
-    def geometry(self, x: Tensor) -> Tensor:
+    def geometry(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One bilinear resampling: output pixel p reads input c + diag(w, h) R F p (normalised coords)."""
         n, device = len(x), x.device
-        area = self.draw(n, device, *self.crop_scale)
-        ratio = torch.exp(self.draw(n, device, math.log(3 / 4), math.log(4 / 3)))
+        area = draw(n, device, *self.crop_scale, generator=generator)
+        ratio = torch.exp(draw(n, device, math.log(3 / 4), math.log(4 / 3), generator=generator))
         w, h = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
-        cx, cy = (1 - w) * self.draw(n, device, -1, 1), (1 - h) * self.draw(n, device, -1, 1)
-        angle = self.draw(n, device, -self.rotation, self.rotation)
-        fx = 1 - 2 * (self.draw(n, device) < self.hflip).float()
-        fy = 1 - 2 * (self.draw(n, device) < self.vflip).float()
+        cx, cy = (1 - w) * draw(n, device, -1, 1, generator=generator), (1 - h) * draw(n, device, -1, 1, generator=generator)
+        angle = draw(n, device, -self.rotation, self.rotation, generator=generator)
+        fx = 1 - 2 * (draw(n, device, generator=generator) < self.hflip).float()
+        fy = 1 - 2 * (draw(n, device, generator=generator) < self.vflip).float()
         cos, sin = angle.cos(), angle.sin()
         theta = torch.stack(
             [torch.stack([w * cos * fx, -w * sin * fy, cx], 1), torch.stack([h * sin * fx, h * cos * fy, cy], 1)], 1
@@ -97,12 +95,12 @@ class MedicalAugment(nn.Module):
         grid = F.affine_grid(theta.to(x.dtype), size, align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    def intensity(self, x: Tensor) -> Tensor:
+    def intensity(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         n, device = len(x), x.device
 
         def factor(low: float, high: float, neutral: float) -> Tensor:
-            chosen = self.draw(n, device) < self.intensity_prob
-            return torch.where(chosen, self.draw(n, device, low, high), neutral).view(-1, 1, 1, 1)
+            chosen = draw(n, device, generator=generator) < self.intensity_prob
+            return torch.where(chosen, draw(n, device, low, high, generator=generator), neutral).view(-1, 1, 1, 1)
 
         if self.brightness:
             x.add_(factor(-self.brightness, self.brightness, 0.0)).clamp_(0, 1)
@@ -112,12 +110,12 @@ class MedicalAugment(nn.Module):
             x.pow_(factor(*self.gamma, 1.0))
         return x
 
-    def blur(self, x: Tensor) -> Tensor:
+    def blur(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Separable Gaussian blur (reflect border) of the images drawn for it, sigma per image."""
-        chosen = torch.nonzero(self.draw(len(x), x.device) < self.blur_prob).flatten()
+        chosen = torch.nonzero(draw(len(x), x.device, generator=generator) < self.blur_prob).flatten()
         if len(chosen) == 0:
             return x
-        sigma = self.draw(len(chosen), x.device, *self.blur_sigma).view(-1, 1)
+        sigma = draw(len(chosen), x.device, *self.blur_sigma, generator=generator).view(-1, 1)
         k, r = self.blur_kernel, self.blur_kernel // 2
         t = torch.arange(k, device=x.device, dtype=x.dtype) - r
         kernel = torch.exp(-(t**2) / (2 * sigma**2))
@@ -129,3 +127,8 @@ class MedicalAugment(nn.Module):
         padded = F.pad(part, (0, 0, r, r), mode="reflect")
         x[chosen] = sum(kernel[:, j] * padded[..., j : j + h, :] for j in range(k))
         return x
+
+
+def draw(n: int, device: torch.device, low: float = 0.0, high: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` uniform numbers in [low, high) on ``device``, from ``generator`` (None: torch's global one)."""
+    return low + (high - low) * torch.rand(n, device=device, generator=generator)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 UNLABELED = -1
+SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,16 @@ class ImageData:
             )
         if self.images.shape[1] not in (1, 3):
             raise ValueError(f"{self.name}: images have {self.images.shape[1]} channels; expected 1 or 3")
+        if 0 in self.images.shape[2:]:
+            raise ValueError(f"{self.name}: images are {tuple(self.images.shape[2:])} pixels; expected at least 1 x 1")
         n = len(self.images)
         columns = {"labels": self.labels, "split": self.split, "groups": self.groups, "filenames": self.filenames}
         for key, value in columns.items():
             if value is not None and len(value) != n:
                 raise ValueError(f"{self.name}: {n} images but {len(value)} {key}")
-        labelled = self.labels[self.labels != UNLABELED]
-        if len(labelled) and (labelled.min() < 0 or labelled.max() >= len(self.class_names)):
-            bad = labelled[(labelled < 0) | (labelled >= len(self.class_names))][0].item()
-            raise ValueError(
-                f"{self.name}: label value {bad} is outside class_names "
-                f"(0..{len(self.class_names) - 1}: {', '.join(self.class_names)})"
-            )
+        check_labels(self)
+        if self.split is not None:
+            check_split(self)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -104,8 +103,56 @@ class ImageData:
         return replace(data, labels=remap[data.labels], class_names=tuple(names))
 
     def unlabeled(self) -> ImageData:
-        """The same images with every label removed (a pretraining pool)."""
-        return replace(self, labels=torch.full_like(self.labels, UNLABELED))
+        """The same images with every label (and the split) removed: a pretraining pool."""
+        return replace(self, labels=torch.full_like(self.labels, UNLABELED), split=None)
+
+
+def check_labels(data: ImageData) -> None:
+    """Class names are unique; every label is a class index or ``UNLABELED`` (errors name the first that is not)."""
+    repeated = sorted({c for c in data.class_names if data.class_names.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{data.name}: class names {repeated} appear more than once in class_names")
+    below = torch.nonzero(data.labels < UNLABELED).flatten()
+    if len(below):
+        first = below[0].item()
+        raise ValueError(
+            f"{data.name}: {len(below)} labels are below -1 (first at index {first}: {data.labels[first].item()}); "
+            f"a label is a class index 0..{data.n_classes - 1} or -1 (UNLABELED)"
+        )
+    above = torch.nonzero(data.labels >= data.n_classes).flatten()
+    if len(above):
+        raise ValueError(
+            f"{data.name}: label value {data.labels[above[0]].item()} is outside class_names "
+            f"(0..{data.n_classes - 1}: {', '.join(data.class_names)})"
+        )
+
+
+def check_split(data: ImageData) -> None:
+    """Split names are train / val / test, and every val / test image has a label (to be scored)."""
+    values, counts = np.unique(np.asarray(data.split).astype(str), return_counts=True)
+    unknown = [f"'{v}' ({c} images)" for v, c in zip(values.tolist(), counts.tolist()) if v not in SPLIT_NAMES]
+    if unknown:
+        raise ValueError(
+            f"{data.name}: unknown split values {', '.join(unknown)}; valid splits are {', '.join(SPLIT_NAMES)}"
+        )
+    scored = np.isin(data.split, ("val", "test")) & (data.labels == UNLABELED).numpy()
+    if scored.any():
+        first = int(np.flatnonzero(scored)[0])
+        raise ValueError(
+            f"{data.name}: {scored.sum()} unlabelled images (label -1) in val / test (first at index {first}, "
+            f"split '{data.split[first]}'); they cannot be scored: label them or move them to train"
+        )
+
+
+def group_codes(ids: Sequence[object | None]) -> Tensor | None:
+    """Integer group per image: equal ids share one (codes in sorted id order); a None id gets
+    a group of its own. None when no image has an id."""
+    known = sorted({i for i in ids if i is not None})
+    if not known:
+        return None
+    code = {key: n for n, key in enumerate(known)}
+    extra = iter(range(len(known), len(known) + len(ids)))
+    return torch.tensor([code[i] if i is not None else next(extra) for i in ids], dtype=torch.long)
 
 
 def concat(parts: Sequence[ImageData], name: str | None = None) -> ImageData:

@@ -12,7 +12,8 @@ Pixel pipeline per file (DICOM PS3.3 C.11):
 RGB files with 8 bits per sample are kept as they are. Multi-frame files, other
 photometric interpretations, and files without pixel data are refused, naming the file.
 PatientID becomes ``groups`` (integer codes in sorted id order; a file without one gets a
-group of its own) so splits can keep a patient's scans together.
+group of its own) so splits can keep a patient's scans together; a ``groups.csv`` in the
+folder replaces PatientIDs (folder layouts and groups.csv: ``medfew.data.layout``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import pydicom
 import torch
 from pydicom.pixels import apply_modality_lut
 
-from medfew.data.dataset import ImageData
-from medfew.data.folder import list_files, resolve_folder, stack_images
+from medfew.data.dataset import ImageData, group_codes
+from medfew.data.folder import stack_images
+from medfew.data.layout import list_files, read_groups, resolve_folder
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -88,16 +90,6 @@ def patient_id(ds: pydicom.Dataset) -> str | None:
     return value or None
 
 
-def group_codes(ids: list[str | None]) -> torch.Tensor | None:
-    """Integer code per file: equal PatientIDs share one; a missing id gets its own. None if no file has one."""
-    known = sorted({i for i in ids if i is not None})
-    if not known:
-        return None
-    code = {pid: n for n, pid in enumerate(known)}
-    extra = iter(range(len(known), len(known) + len(ids)))
-    return torch.tensor([code[i] if i is not None else next(extra) for i in ids], dtype=torch.long)
-
-
 def load_dicom_folder(
     path: str | os.PathLike,
     size: int | None = None,
@@ -109,24 +101,29 @@ def load_dicom_folder(
 
     Args:
         path: with ``labelled``, a folder with one subfolder per class (files searched
-            recursively inside each); otherwise every DICOM file under it, unlabeled.
+            recursively inside each), or train/, test/ (and val/) folders of class
+            subfolders: the official split; otherwise every DICOM file under it, unlabeled.
         size: resize every image to size x size; required when image sizes differ.
         channels: 1 or 3 to convert grey / RGB (3 repeats a grey scan).
         labelled: read class subfolders (True) or an unlabeled pretraining pool (False).
         root: data root used for a relative ``path`` (default ``$MEDFEW_DATA``).
 
     Returns:
-        ImageData with (N, C, H, W) uint8 images, PatientID codes as ``groups`` and
+        ImageData with (N, C, H, W) uint8 images, the split of the layout, PatientID codes
+        as ``groups`` (or those of a ``groups.csv`` in the folder, which replaces them) and
         ``filenames`` relative to the folder.
     """
     folder = resolve_folder(path, root)
-    files, labels, class_names = list_files(folder, DICOM_SUFFIXES, labelled)
+    listing = list_files(folder, DICOM_SUFFIXES, labelled)
+    files = listing.files
     images, ids = zip(*(read_dicom(f) for f in files))
+    groups = read_groups(folder, files)
     return ImageData(
         images=stack_images(images, files, size, channels),
-        labels=labels,
-        class_names=class_names,
-        groups=group_codes(list(ids)),
+        labels=listing.labels,
+        class_names=listing.class_names,
+        split=listing.split,
+        groups=group_codes(list(ids)) if groups is None else groups,
         name=folder.name,
         source=str(folder),
         filenames=np.array([str(f.relative_to(folder)) for f in files]),

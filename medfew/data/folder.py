@@ -1,4 +1,4 @@
-"""Image folders: one subfolder per class (or a flat folder of unlabeled images).
+"""Image folders: class subfolders, train / val / test folders of them, or unlabeled images (``layout``).
 
 Pixel policy, per image (Pillow decodes the file):
 - 8-bit grey (``L``, and bilevel ``1`` as 0/255) -> 1 channel; ``RGB`` -> 3 channels;
@@ -6,6 +6,8 @@ Pixel policy, per image (Pillow decodes the file):
 - 16-bit grey (``I;16*``, or ``I`` with values in 0..65535) -> uint8 by linear full-range
   scaling, ``round(value / 257)`` (65535 -> 255). Scans that use only 12 bits of a 16-bit
   container therefore come out dark; window them before export if that matters.
+- Images over Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused,
+  naming the file and its pixel count; raise the limit for files you trust.
 - Refused, naming the file and mode: alpha channels (``RGBA``, ``LA``, ``PA``, palette with
   transparency: compositing would be a guess), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, float
   ``F``, and ``I`` beyond 16 bits.
@@ -16,6 +18,8 @@ Pixel policy, per image (Pillow decodes the file):
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,70 +27,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from medfew.data.dataset import UNLABELED, ImageData
+from medfew.data.dataset import ImageData
+from medfew.data.layout import list_files, read_groups, resolve_folder
 from medfew.data.preprocess import convert_channels, resize_images
-from medfew.data.root import data_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-
-
-def resolve_folder(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
-    """``path`` if absolute, else ``<data root>/path``; it must be an existing folder."""
-    folder = Path(path) if Path(path).is_absolute() else data_root(root) / path
-    if not folder.exists():
-        raise FileNotFoundError(f"data folder {folder} not found (set MEDFEW_DATA / data.root to its parent)")
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file; expected a folder")
-    return folder
-
-
-def class_folders(folder: Path, suffixes: Sequence[str]) -> dict[str, list[Path]]:
-    """Class name -> its files (sorted, searched recursively), one entry per subfolder.
-
-    Hidden entries are skipped. Raises when there are no class subfolders or one holds no
-    file with one of ``suffixes``.
-    """
-    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not subfolders:
-        loose = len(find_files(folder, suffixes, recursive=False))
-        raise ValueError(
-            f"{folder} has no class subfolders (one folder per class expected; found {loose} files "
-            f"directly in it). For images without labels pass labelled=false"
-        )
-    classes = {p.name: find_files(p, suffixes) for p in subfolders}
-    for name, files in classes.items():
-        if not files:
-            raise ValueError(f"class folder {folder / name} is empty: no {'/'.join(suffixes)} files in it")
-    return classes
-
-
-def list_files(
-    folder: Path, suffixes: Sequence[str], labelled: bool
-) -> tuple[list[Path], torch.Tensor, tuple[str, ...]]:
-    """Files, (N,) labels and class names: from class subfolders, or every file unlabeled."""
-    if not labelled:
-        files = find_files(folder, suffixes)
-        if not files:
-            raise ValueError(f"{folder} holds no {'/'.join(suffixes)} files")
-        return files, torch.full((len(files),), UNLABELED), ()
-    classes = class_folders(folder, suffixes)
-    files = [f for members in classes.values() for f in members]
-    labels = torch.arange(len(classes)).repeat_interleave(torch.tensor([len(m) for m in classes.values()]))
-    return files, labels, tuple(classes)
-
-
-def find_files(folder: Path, suffixes: Sequence[str], recursive: bool = True) -> list[Path]:
-    """Non-hidden files under ``folder`` whose suffix (any case) is in ``suffixes``, sorted."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in candidates
-        if p.is_file()
-        and p.suffix.lower() in suffixes
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
 
 
 def read_image(path: Path) -> torch.Tensor:
@@ -97,15 +44,21 @@ def read_image(path: Path) -> torch.Tensor:
 
 
 def decode(path: Path) -> Image.Image:
-    """Open and fully decode one file; a corrupt or truncated file raises naming it."""
-    image = None
-    try:
-        image = Image.open(path)
-        image.load()
-    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... for bad files
-        if image is not None:
-            image.close()
-        raise ValueError(f"cannot read image {path}: corrupt or truncated ({type(error).__name__}: {error})") from error
+    """Open and fully decode one file; a corrupt, truncated or oversized file raises naming it."""
+    with warnings.catch_warnings(), open(path, "rb") as handle:
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(handle)
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            pixels = re.search(r"\((\d+) pixels\)", str(error)).group(1)
+            raise ValueError(
+                f"image {path} has {pixels} pixels, over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} "
+                f"pixels; if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS (or set it to None) before loading"
+            ) from error
+        except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... for bad files
+            reason = f"{type(error).__name__}: {error}"
+            raise ValueError(f"cannot read image {path}: corrupt or truncated ({reason})") from error
     return image
 
 
@@ -175,23 +128,28 @@ def load_image_folder(
 
     Args:
         path: with ``labelled``, a folder with one subfolder per class (class names are the
-            sorted subfolder names; images are found recursively inside each); otherwise
-            every image under the folder, with labels ``UNLABELED``.
+            sorted subfolder names; images are found recursively inside each), or with
+            train/, test/ (and val/) folders of class subfolders: the official split;
+            otherwise every image under the folder, with labels ``UNLABELED``. A
+            ``groups.csv`` in it sets groups (``medfew.data.layout``).
         size: resize every image to size x size; required when image sizes differ.
         channels: 1 or 3 to convert grey / RGB; required when a folder mixes them.
         labelled: read class subfolders (True) or a pool of unlabeled images (False).
         root: data root used for a relative ``path`` (default ``$MEDFEW_DATA``).
 
     Returns:
-        ImageData with (N, C, H, W) uint8 images and ``filenames`` relative to the folder.
+        ImageData with (N, C, H, W) uint8 images, the split and groups of the layout, and
+        ``filenames`` relative to the folder.
     """
     folder = resolve_folder(path, root)
-    files, labels, class_names = list_files(folder, IMAGE_SUFFIXES, labelled)
-    images = stack_images([read_image(f) for f in files], files, size, channels)
+    listing = list_files(folder, IMAGE_SUFFIXES, labelled)
+    files = listing.files
     return ImageData(
-        images=images,
-        labels=labels,
-        class_names=class_names,
+        images=stack_images([read_image(f) for f in files], files, size, channels),
+        labels=listing.labels,
+        class_names=listing.class_names,
+        split=listing.split,
+        groups=read_groups(folder, files),
         name=folder.name,
         source=str(folder),
         filenames=np.array([str(f.relative_to(folder)) for f in files]),

@@ -6,9 +6,11 @@ import numpy as np
 import torch
 
 from medfew.data.dataset import ImageData
+from medfew.data.npzfile import images_to_tensor, labels_to_tensor, open_npz, read_array
 from medfew.data.root import data_root
 
 SPLITS = ("train", "val", "test")
+KEYS = tuple(f"{s}_{kind}" for s in SPLITS for kind in ("images", "labels"))
 
 
 def medmnist_info(flag: str) -> dict:
@@ -55,32 +57,32 @@ def load_medmnist(flag: str, root: str | None = None, size: int | None = None, d
                 f"(or set MEDFEW_DATA / data.root), or pass download=true to fetch it"
             )
         download_medmnist(flag, root, size)
-    with np.load(path) as npz:
-        missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in npz.files]
+    with open_npz(path) as npz:
+        missing = [key for key in KEYS if key not in npz.files]
         if missing:
             raise KeyError(f"{path}: missing keys {missing}; is it a MedMNIST npz?")
-        images = np.concatenate([npz[f"{s}_images"] for s in SPLITS])
-        labels = np.concatenate([npz[f"{s}_labels"].reshape(-1) for s in SPLITS])
-        split = np.concatenate([np.full(len(npz[f"{s}_labels"]), s) for s in SPLITS])
+        arrays = {key: read_array(npz, key, path) for key in KEYS}
+    images = {s: images_to_tensor(arrays[f"{s}_images"], path, f"{s}_images") for s in SPLITS}
+    labels = {s: labels_to_tensor(arrays[f"{s}_labels"], path, f"{s}_labels") for s in SPLITS}
+    check_split_arrays(images, labels, path)
     class_names = tuple(info["label"][str(i)] for i in range(len(info["label"])))
     return ImageData(
-        images=images_to_tensor(images, path),
-        labels=torch.from_numpy(labels.astype(np.int64)),
+        images=torch.cat(list(images.values())),
+        labels=torch.cat(list(labels.values())),
         class_names=class_names,
-        split=split,
+        split=np.concatenate([np.full(len(labels[s]), s) for s in SPLITS]),
         name=flag,
         source=f"MedMNIST v2 {flag} ({info.get('license', 'CC BY 4.0')})",
     )
 
 
-def images_to_tensor(images: np.ndarray, path: Path | str) -> torch.Tensor:
-    """N x H x W or N x H x W x C uint8 array -> N x C x H x W uint8 tensor."""
-    if images.dtype != np.uint8:
-        raise TypeError(f"{path}: images are {images.dtype}; expected uint8")
-    if images.ndim == 3:
-        images = images[:, None]
-    elif images.ndim == 4 and images.shape[-1] in (1, 3):
-        images = images.transpose(0, 3, 1, 2)
-    else:
-        raise ValueError(f"{path}: image array has shape {images.shape}; expected N x H x W or N x H x W x 1|3")
-    return torch.from_numpy(np.ascontiguousarray(images))
+def check_split_arrays(images: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], path: Path) -> None:
+    """Each split has one label per image, and every split has the same image size and channels."""
+    for s in SPLITS:
+        if len(images[s]) != len(labels[s]):
+            raise ValueError(
+                f"{path}: {s}_images has {len(images[s])} images but {s}_labels has {len(labels[s])} labels"
+            )
+    shapes = {s: " x ".join(map(str, images[s].shape[1:])) for s in SPLITS}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{path}: image shapes (C x H x W) differ between splits: {shapes}")

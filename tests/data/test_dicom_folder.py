@@ -1,15 +1,17 @@
-"""DICOM files written here go through rescale + window (or min-max) to hand-computed uint8 values."""
+"""DICOM files written here go through rescale + window (or min-max) to hand-computed uint8 values;
+PatientIDs keep a patient in one part."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from medfew.data import UNLABELED, load_dicom_folder
+from medfew.data import UNLABELED, load_dicom_folder, make_splits
 
 # Stored values; with slope 2 and intercept -1024 they are [[-1024, 0, 512], [1536, 2048, 3072]] HU.
 STORED = np.array([[0, 512, 768], [1280, 1536, 2048]], dtype=np.uint16)
@@ -124,3 +126,37 @@ def test_data_config_instantiates(tmp_path: Path) -> None:
         cfg = compose("audit", overrides=["data=dicom_folder", f"data.source.path={tmp_path}", "data.channels=3"])
     data = instantiate(cfg.data.source)
     assert data.images.shape == (1, 3, 64, 64) and len(data.class_names) == 0
+
+
+def random_pixels(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 4096, (8, 8)).astype(np.uint16)
+
+
+def test_patients_never_cross_parts(tmp_path: Path) -> None:
+    """2 classes x 6 patients x 2 scans: stratified and 3-fold parts hold whole patients."""
+    for n in range(24):
+        label, patient = ("normal", "tumour")[n // 12], f"P{n // 2:02d}"
+        write_dicom(tmp_path / label / f"{n:02d}.dcm", pixels=random_pixels(n), window=None, patient=patient)
+    data = load_dicom_folder(tmp_path)
+    assert data.groups.tolist() == [n // 2 for n in range(24)]
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    splits = make_splits(data, "stratified", fractions) + make_splits(data, "kfold", fractions, folds=3, repeats=2)
+    for split in splits:
+        for patient in data.groups.unique():
+            assert len(set(split.data.split[(data.groups == patient).numpy()])) == 1
+        for part in ("train", "val", "test"):
+            assert set(split.data.labels[torch.from_numpy(split.data.split == part)].tolist()) == {0, 1}
+    tests = np.stack([s.data.split == "test" for s in splits[1:]]).reshape(2, 3, -1)
+    assert (tests.sum(1) == 1).all()
+
+
+def test_split_layout_and_groups_csv(tmp_path: Path) -> None:
+    """train/ and test/ folders are the official split; groups.csv replaces PatientIDs."""
+    write_dicom(tmp_path / "train" / "normal" / "a.dcm", pixels=random_pixels(0), patient="P1")
+    write_dicom(tmp_path / "train" / "tumour" / "b.dcm", pixels=random_pixels(1), patient="P1")
+    write_dicom(tmp_path / "test" / "tumour" / "c.dcm", pixels=random_pixels(2), patient="P2")
+    data = load_dicom_folder(tmp_path)
+    assert data.split.tolist() == ["train", "train", "test"] and data.class_names == ("normal", "tumour")
+    assert data.groups.tolist() == [0, 0, 1]
+    (tmp_path / "groups.csv").write_text("file,group\ntrain/tumour/b.dcm,x\ntest/tumour/c.dcm,x\n")
+    assert load_dicom_folder(tmp_path).groups.tolist() == [1, 0, 0]  # x -> 0; a.dcm unlisted: its own group

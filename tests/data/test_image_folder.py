@@ -1,5 +1,8 @@
-"""Image folders written here round-trip to the exact uint8 pixels; bad folders raise naming the culprit."""
+"""Image folders written here round-trip to the exact uint8 pixels, splits and groups; bad folders raise naming the culprit."""
 
+import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +174,71 @@ def test_data_config_instantiates(folder: Path) -> None:
         cfg = compose("audit", overrides=["data=image_folder", f"data.source.path={folder}", "data.image_size=4"])
     data = instantiate(cfg.data.source)
     assert data.images.shape == (4, 1, 4, 4) and data.class_names == ("benign", "malignant")
+
+
+def split_folder(root: Path, layout: dict[str, dict[str, int]]) -> Path:
+    """{split: {class: n images}} as root/split/class/i.png, each image a distinct ramp."""
+    start = 0
+    for split, classes in layout.items():
+        for name, count in classes.items():
+            for i in range(count):
+                save(root / split / name / f"{i}.png", grey(start))
+                start += 1
+    return root
+
+
+def test_train_test_folders_are_the_official_split(tmp_path: Path) -> None:
+    split_folder(tmp_path, {"train": {"b": 2, "a": 1}, "test": {"a": 1}, "val": {"b": 1}})
+    data = load_image_folder(tmp_path)
+    assert data.class_names == ("a", "b")
+    assert data.split.tolist() == ["train"] * 3 + ["val", "test"]
+    assert data.labels.tolist() == [0, 1, 1, 1, 0]
+    assert list(data.filenames) == ["train/a/0.png", "train/b/0.png", "train/b/1.png", "val/b/0.png", "test/a/0.png"]
+    assert data.images[4, 0, 0, 0].item() == 3 and data.groups is None
+
+
+def test_split_layout_errors(tmp_path: Path) -> None:
+    split_folder(tmp_path, {"train": {"a": 1}, "test": {"a": 1, "zebra": 1}})
+    with pytest.raises(ValueError, match=f"{tmp_path / 'test'} has class folders \\['zebra'\\] that {tmp_path / 'train'} lacks"):
+        load_image_folder(tmp_path)
+    split_folder(tmp_path, {"validation": {"a": 1}})
+    with pytest.raises(ValueError, match="has folders test, train, validation: a split layout holds only train/, test/ and optionally val/"):
+        load_image_folder(tmp_path)
+    assert len(load_image_folder(tmp_path, labelled=False)) == 4  # an unlabelled pool ignores the layout
+
+
+def test_groups_csv(tmp_path: Path) -> None:
+    split_folder(tmp_path, {"train": {"a": 3}, "test": {"a": 1}})
+    (tmp_path / "groups.csv").write_text("file,group,note\ntrain/a/0.png,p2,x\n./train/a/2.png,p1,\ntest/a/0.png,p2,\n")
+    assert load_image_folder(tmp_path).groups.tolist() == [1, 2, 0, 1]  # p1 -> 0, p2 -> 1; unlisted 1.png: its own
+    (tmp_path / "groups.csv").write_text("file,group\ntrain/a/0.png,p1\ntrain/a/9.png,p1\nnotes.txt,p3\n")
+    with pytest.raises(ValueError, match="groups.csv names 2 files that are not images read from .*: notes.txt, train/a/9.png"):
+        load_image_folder(tmp_path)
+    (tmp_path / "groups.csv").write_text("path,patient\ntrain/a/0.png,p1\n")
+    with pytest.raises(ValueError, match="groups.csv: columns are \\['path', 'patient'\\]; expected a header row file,group"):
+        load_image_folder(tmp_path)
+    (tmp_path / "groups.csv").write_text("file,group\ntrain/a/0.png,p1\ntrain/a/0.png,p2\n")
+    with pytest.raises(ValueError, match="groups.csv line 3: train/a/0.png is listed in groups 'p1' and 'p2'"):
+        load_image_folder(tmp_path)
+
+
+def bomb_png(path: Path, width: int, height: int) -> Path:
+    """A 1 x 1 grey PNG whose header claims width x height (Pillow checks the size before decoding)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(buffer, format="PNG")
+    png = bytearray(buffer.getvalue())
+    header = struct.pack(">II", width, height) + png[24:29]  # IHDR data: size, depth, colour, ...
+    png[16:29] = header
+    png[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(png))
+    return path
+
+
+@pytest.mark.parametrize("width", [10_000, 20_000])  # over the limit (a warning in Pillow), over twice it (an error)
+def test_decompression_bomb_is_named(folder: Path, width: int) -> None:
+    target = bomb_png(folder / "benign" / "huge.png", width, 10_000)
+    pixels, limit = width * 10_000, Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ValueError, match=f"image {target} has {pixels} pixels, over Pillow's decompression-bomb limit "
+                       f"of {limit} pixels; if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS"):  # fmt: skip
+        load_image_folder(folder)

@@ -1,4 +1,4 @@
-"""Leakage audit: exact and near duplicates across splits, on synthetic data and the real Brain MRI."""
+"""Leakage audit: exact and near duplicates across splits, on synthetic grey data, real RGB cells and the real Brain MRI."""
 
 import csv
 import os
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from medfew.data import ImageData, audit_duplicates, duplicate_indices
+from medfew.data.audit import perceptual_hashes
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,3 +91,20 @@ def test_brain_mri_cli(tmp_path: Path, shared_file) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1622 and {r["first_split"] for r in rows} == {"train"}
     assert sum(r["first_label"] != r["second_label"] for r in rows) == 3
+
+
+def test_rgb_images(bloodcells: ImageData) -> None:
+    """Real 64 x 64 RGB cells: train 0..3; test 4 = copy of 0, 5 = 1 brightened by 3, 6 new."""
+    images = bloodcells.images[[0, 1, 2, 3, 0, 1, 4]].clone()
+    images[5] = (images[5].int() + 3).clamp(max=255).to(torch.uint8)
+    split = np.array(["train"] * 4 + ["test"] * 3)
+    data = ImageData(images, torch.zeros(7, dtype=torch.long), ("x",), split=split, name="cells")
+    report = audit_duplicates(data, threshold=4)
+    assert list(zip(report.first.tolist(), report.second.tolist(), report.exact.tolist())) == [(0, 4, True), (1, 5, False)]
+
+
+def test_rgb_hash_is_the_grey_hash() -> None:
+    """Pillow turns R = G = B into that grey value, so a grey image and its RGB copy hash alike."""
+    grey = smooth_images(3, seed=1)
+    assert torch.equal(perceptual_hashes(grey.expand(-1, 3, -1, -1)), perceptual_hashes(grey))
+    assert perceptual_hashes(grey).shape == (3, 64)
