@@ -20,9 +20,9 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from medfew.evaluation.compare import log_to_wandb
-from medfew.evaluation.report import write_report
+from medfew.evaluation.report import summary_table, write_report
 from medfew.evaluation.results import ResultsFile
+from medfew.tracking import log_comparison
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,10 @@ def gather(sweep_dir: str | Path, ignore: Iterable[str] = SAME_COMPARISON, repor
         suffix = ", ".join(f"{key}={job_override.get(key, '(default)')}" for key in keys)
         for row in current_rows(ResultsFile(job / "results.csv").read()):
             row["learner"] = f"{row['learner']} [{suffix}]" if suffix else row["learner"]
-            identity = (row["learner"], row["setting"], row["seed"], row["episode"])
+            identity = (row["learner"], row["fold"], row["setting"], row["seed"], row["episode"])
             if owner.setdefault(identity, job) != job:
                 raise ValueError(
-                    f"jobs {owner[identity].name} and {job.name} both scored learner {row['learner']}, "
+                    f"jobs {owner[identity].name} and {job.name} both scored learner {row['learner']}, fold {row['fold']}, "
                     f"{row['setting']}, seed {row['seed']}: their overrides differ only in {sorted(ignore)}"
                 )
             rows.append(row)
@@ -124,4 +124,4 @@ class GatherSweep(Callback):
             start = instantiate(config.logger, _partial_=True, run_dir=str(sweep_dir), name=name, tag_values=sweep_tags(summary, sweep_dir))
             run = start(config={"sweep_dir": str(sweep_dir)})
             if run is not None:
-                log_to_wandb(run, summary, sweep_dir)
+                log_comparison(run, summary, summary_table(summary), sweep_dir)

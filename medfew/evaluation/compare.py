@@ -1,19 +1,21 @@
-"""One comparison: every listed learner under one protocol, for every seed and setting.
+"""One comparison: every listed learner under one protocol, for every fold, seed and setting.
 
-For each learner (found by name, see ``medfew.learners.registry``) and seed, a fresh
-learner is instantiated with that seed, prepared on what the protocol allows (once per
-seed when the protocol's context does not depend on the setting, else once per setting)
-and scored on the protocol's tasks. SSL pretraining runs once per pool, seed and settings
-in ``<paths.cache_dir>/ssl`` (default ``<out>/cache``; runs naming one folder share it),
-however many learners and settings ask for it. Rows go to ``results.csv`` as each block
-finishes and at least once a minute within one; tasks already there (same learner config
-hash, setting, seed, split hash and episode) are skipped, so rerunning the same command
-resumes an interrupted comparison where it stopped (and reuses finished pretraining and
-meta-training checkpoints).
+The data is cut into folds (``medfew.evaluation.folds``: the official split, a stratified
+split or k-fold cross-validation). For each fold, learner (found by name, see
+``medfew.learners.registry``) and seed, a fresh learner is instantiated with that seed,
+prepared on what the protocol allows (once per seed when the protocol's context does not
+depend on the setting, else once per setting) and scored on the protocol's tasks. SSL
+pretraining runs once per pool, seed and settings in ``<paths.cache_dir>/ssl``. Rows go to
+``results.csv`` as each block finishes and at least once a minute within one; tasks already
+there (same fold fingerprint, learner config hash, setting, seed, split hash and episode) are
+skipped, so rerunning the same command resumes where it stopped. A run folder holding results
+of other data is refused, and one run at a time writes to a folder (``RunLock``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import time
@@ -27,49 +29,133 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from medfew.data.dataset import ImageData
-from medfew.data.preprocess import preprocess
-from medfew.evaluation.leakage import screen_leakage
+from medfew.config import apply_knobs, check_keys
+from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
-from medfew.evaluation.protocols import Protocol, Task, short_hash
-from medfew.evaluation.report import summary_frames, write_report
+from medfew.evaluation.protocols import Task
+from medfew.evaluation.report import summary_table, write_report
 from medfew.evaluation.results import ResultsFile, row_key
+from medfew.files import RunLock, write_text
+from medfew.hashing import content_hash
 from medfew.learners.base import Learner, PrepareContext
-from medfew.learners.registry import with_learner
+from medfew.learners.registry import learner_config, with_learner
+from medfew.seeding import derive_seed
+from medfew.tracking import log_comparison
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_S = 60.0  # a killed run loses at most this much scoring
 
 
 def compare(cfg: DictConfig) -> dict[str, Any]:
-    """Run the comparison described by the root config; returns the summary (also written)."""
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    device = resolve_device(cfg.device)
-    data = screen_leakage(load_data(cfg.data), cfg.leakage.check, cfg.leakage.threshold, out)
-    protocol: Protocol = instantiate(cfg.protocol, _partial_=True)(data=data)  # keep data an object
-    results = ResultsFile(out / "results.csv")
-    run = instantiate(cfg.logger, _partial_=True)(config=OmegaConf.to_container(cfg, resolve=True))
-    current = {name: run_learner(cfg, name, protocol, results, device, out, run) for name in cfg.learners}
-    rows = [row for row in results.read() if current.get(row["learner"]) == row["learner_hash"]]
-    summary = write_report(rows, out, **cfg.report)
-    if run is not None:
-        log_to_wandb(run, summary, out)
+    """Run the comparison described by the root config; returns the summary (also written).
+
+    Under DDP (``trainer=ddp``) every process prepares the learners (meta-training, SSL) together;
+    only the first scores, writes and reports, and the others return an empty summary.
+    """
+    out, primary = Path(cfg.paths.output_dir), rank_zero_only.rank == 0
+    with RunLock(out) if primary else contextlib.nullcontext():
+        learners = learner_configs(cfg)
+        settings = {name: OmegaConf.to_container(node.learner, resolve=True) for name, node in learners.items()}
+        resolved = OmegaConf.to_container(cfg, resolve=True) | {"learner_settings": settings}
+        check_backbone(cfg)
+        folds = make_folds(cfg, load_data(cfg.data), out if primary else None)
+        results = ResultsFile(out / "results.csv")
+        if primary:
+            write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
+            check_run_folder(out, record(cfg, folds), results)
+        run = instantiate(cfg.logger, _partial_=True)(config=resolved)
+        with logging_redirect_tqdm(), progress(cfg, folds, learners, results, primary) as bar:
+            for name, node in learners.items():
+                run_learner(cfg, folds, name, node, results, out, run, bar)
+        if not primary:
+            return {}
+        current = {(f.name, f.data_hash) for f in folds}
+        hashes = {name: learner_hash(node) for name, node in learners.items()}
+        rows = [r for r in results.read() if hashes.get(r["learner"]) == r["learner_hash"] and (r["fold"], r["data_hash"]) in current]
+        summary = write_report(rows, out, header=header(cfg, folds), **cfg.report)
+        if run is not None:
+            log_comparison(run, summary, summary_table(summary), out)
     return summary
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def learner_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """Root config copies with ``learner`` = each run learner's config + its overrides + the knobs.
+
+    A ``learner_overrides`` entry for an unknown learner or setting is an error naming it, with
+    close names; entries for known learners that this run leaves out are checked and unused.
+    """
+    overrides = OmegaConf.to_container(cfg.learner_overrides)
+    for name, changes in overrides.items():
+        try:
+            base = learner_config(name, searchpath())
+        except KeyError as error:
+            raise KeyError(f"learner_overrides.{name}: {error.args[0]}") from None
+        check_keys(base, changes, f"learner_overrides.{name}")
+    configs = {}
+    for name in cfg.learners:
+        merged = with_learner(cfg, name, overrides.get(name), searchpath())
+        apply_knobs(merged.learner, cfg.knobs)
+        configs[name] = merged
+    return configs
 
 
-def load_data(data_cfg: DictConfig) -> ImageData:
-    """The dataset of ``data_cfg.source`` at ``image_size`` and ``channels``."""
-    return preprocess(instantiate(data_cfg.source), data_cfg.image_size, data_cfg.channels)
+def learner_hash(node: DictConfig) -> str:
+    """Hash of a learner's resolved settings and of every file they name (pretrained weights), so
+    that a weights file changed on disk makes another learner, never a reuse of its old rows."""
+    settings = OmegaConf.to_container(node.learner, resolve=True)
+    files = sorted(named_files(settings))
+    return content_hash(settings, *(file_digest(path, *stat_key(path)) for path in files))
+
+
+def named_files(value: Any) -> set[str]:
+    """The strings inside a nested setting that name existing files."""
+    if isinstance(value, dict):
+        return set().union(*map(named_files, value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*map(named_files, value)) if value else set()
+    return {value} if isinstance(value, str) and "/" in value and Path(value).is_file() else set()
+
+
+def stat_key(path: str) -> tuple[int, int]:
+    stat = Path(path).stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=64)
+def file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """Content hash of a file, cached while its modification time and size stay the same."""
+    return content_hash(Path(path).read_bytes())
+
+
+def check_backbone(cfg: DictConfig) -> None:
+    """Build the run's backbone once (random init) so that an image size it cannot take stops the run now."""
+    check_image_size(cfg.data.image_size)
+    if cfg.data.image_size is not None:
+        instantiate(cfg.backbone, pretrained=None)()
+
+
+def header(cfg: DictConfig, folds: list[Fold]) -> dict[str, Any]:
+    """The run context shown atop summary.md: classes, data cut, fingerprints, smoke flag."""
+    return {
+        **({"smoke": True} if cfg.smoke else {}),
+        **folds[0].protocol.classes(),
+        "split": describe_split(cfg.data) if folds[0].protocol.cuts_images else "by class (data.class_split)",
+        "data fingerprints": {f.name: f.data_hash for f in folds},
+    }
+
+
+def describe_split(data: DictConfig) -> str:
+    fractions = ", ".join(f"{part} {share:g}" for part, share in data.split_fractions.items())
+    if data.split == "stratified":
+        return f"stratified ({fractions}), seed {data.split_seed}"
+    if data.split == "kfold":
+        repeats = f", repeated {data.repeats} times" if data.repeats > 1 else ""
+        return f"{data.folds}-fold cross-validation{repeats} (stratified; val carved from the training folds, {fractions}), seed {data.split_seed}"
+    return "the data's own train / val / test split"
 
 
 def searchpath() -> list[str]:
@@ -77,55 +163,83 @@ def searchpath() -> list[str]:
     return list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
 
 
+def progress(cfg: DictConfig, folds: list[Fold], learners: dict[str, DictConfig], results: ResultsFile, show: bool) -> tqdm:
+    """One bar over every task left to score (learner x fold x seed x setting x episode)."""
+    done = {key: len(episodes) for key, episodes in results.scored().items()}
+    total = sum(
+        fold.protocol.n_tasks(setting) - done.get(row_key(identity(cfg, fold, name, learner_hash(node), setting, seed)), 0)
+        for fold in folds for name, node in learners.items() for seed in cfg.seeds for setting in fold.protocol.settings()
+    )  # fmt: skip
+    return tqdm(total=total, unit="task", desc="scoring", disable=None if show else True, dynamic_ncols=True, smoothing=0.05)
+
+
+def identity(cfg: DictConfig, fold: Fold, name: str, hash_: str, setting, seed: int) -> dict[str, Any]:
+    """The columns every row of one (fold, learner, setting, seed) block shares."""
+    return dict(
+        dataset=cfg.data.name, protocol=fold.protocol.name, fold=fold.name, data_hash=fold.data_hash, learner=name,
+        learner_hash=hash_, setting=setting.name, kind=setting.kind, value=setting.value, seed=seed,
+        split_hash=fold.protocol.split_hash(setting, seed),
+    )  # fmt: skip
+
+
 def run_learner(
-    cfg: DictConfig, name: str, protocol: Protocol, results: ResultsFile, device: torch.device, out: Path, run: Any = None
-) -> str:
-    """Score learner ``name`` on every (seed, setting, task) not yet in ``results``; returns its config hash.
+    cfg: DictConfig, folds: list[Fold], name: str, node: DictConfig, results: ResultsFile, out: Path, run: Any, bar: tqdm
+) -> None:
+    """Score learner ``name`` on every (fold, seed, setting, task) not yet in ``results``; log one line.
 
     ``run`` (a W&B run or None) reaches ``prepare`` as ``context.logger``.
     """
-    learner_cfg = with_learner(cfg, name, cfg.learner_overrides.get(name), searchpath()).learner
-    learner_hash = short_hash(OmegaConf.to_yaml(learner_cfg, resolve=True))
-    workdir = out / "work" / f"{name}-{learner_hash}"
-    scored = results.scored()
-    for seed in cfg.seeds:
-        learner = None
-        for setting in protocol.settings():
-            identity = dict(
-                dataset=cfg.data.name, protocol=protocol.name, learner=name, learner_hash=learner_hash,
-                setting=setting.name, kind=setting.kind, value=setting.value, seed=seed,
-                split_hash=protocol.split_hash(setting, seed),
-            )  # fmt: skip
-            resumed = scored.get(row_key(identity), set())
-            todo = (task for task in protocol.tasks(setting, seed, device) if str(task.episode) not in resumed)
-            first = next(todo, None)
-            if first is None:
-                log.info("%s %s seed %d: already in %s, skipped", name, setting.name, seed, results.path)
-                continue
-            if learner is None or not protocol.shares_prepare:
-                context = replace(protocol.context(setting, seed, workdir), logger=run, cache=Path(cfg.paths.cache_dir))
-                learner = build_learner(learner_cfg, name, context, device)
-            rows = score_tasks(learner, name, chain([first], todo), identity, results)
-            log.info(
-                "%s %s seed %d: bal_acc %.3f over %d tasks%s", name, setting.name, seed, mean(rows, "bal_acc"), len(rows),
-                f" (and {len(resumed)} scored before, kept)" if resumed else "",
-            )  # fmt: skip
-    return learner_hash
+    hash_, scored, device = learner_hash(node), results.scored(), resolve_device(cfg.device)
+    start, rows, kept = time.perf_counter(), [], 0
+    for fold in folds:
+        protocol, workdir = fold.protocol, out / "work" / f"{name}-{hash_}" / fold.name
+        for seed in cfg.seeds:
+            learner = None
+            for setting in protocol.settings():
+                block = identity(cfg, fold, name, hash_, setting, seed)
+                resumed = scored.get(row_key(block), set())
+                kept += len(resumed)
+                todo = (task for task in protocol.tasks(setting, seed, device) if str(task.episode) not in resumed)
+                first = next(todo, None)
+                if first is None:
+                    continue
+                if learner is None or not protocol.shares_prepare:
+                    context = replace(protocol.context(setting, seed, workdir), logger=run, cache=Path(cfg.paths.cache_dir))
+                    learner = build_learner(node.learner, name, context, device)
+                if rank_zero_only.rank == 0:  # other DDP processes only help prepare
+                    rows += score_tasks(learner, name, chain([first], todo), block, results, bar)
+    if rank_zero_only.rank != 0:
+        return
+    if rows:
+        log.info(
+            "%s: %d tasks in %.0f s, mean bal_acc %.3f%s", name, len(rows), time.perf_counter() - start,
+            mean(rows, "bal_acc"), f" ({kept} scored before, kept)" if kept else "",
+        )  # fmt: skip
+    else:
+        log.info("%s: all %d tasks were already in %s", name, kept, results.path.name)
 
 
 def score_tasks(
-    learner: Learner, name: str, tasks: Iterable[Task], identity: dict[str, Any], results: ResultsFile
+    learner: Learner, name: str, tasks: Iterable[Task], block: dict[str, Any], results: ResultsFile, bar: tqdm
 ) -> list[dict[str, Any]]:
     """Score ``tasks``; rows reach ``results`` at least every ``SAVE_EVERY_S`` seconds and at the end."""
     rows, unsaved, saved_at = [], [], time.monotonic()
     for task in tasks:
-        unsaved.append(identity | score(learner, name, task, identity["seed"]))
+        unsaved.append(block | score(learner, name, task, block["seed"]))
+        bar.update()
         if time.monotonic() - saved_at >= SAVE_EVERY_S:
             results.append(unsaved)
             rows, unsaved, saved_at = rows + unsaved, [], time.monotonic()
     if unsaved:
         results.append(unsaved)
     return rows + unsaved
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def build_learner(learner_cfg: DictConfig, name: str, context: PrepareContext, device: torch.device) -> Learner:
@@ -140,7 +254,7 @@ def build_learner(learner_cfg: DictConfig, name: str, context: PrepareContext, d
 
 def score(learner: Learner, name: str, task: Task, seed: int) -> dict[str, Any]:
     """Adapt on the task's support set, predict its query set; metrics and timings of one row."""
-    torch.manual_seed(seed * 100_003 + task.episode)  # same draws whether resumed or not
+    torch.manual_seed(derive_seed(seed, task.episode))  # same draws whether resumed or not
     start = time.perf_counter()
     probs = learner.predict(learner.adapt(task.support, task.support_labels, task.val), task.query)
     seconds = time.perf_counter() - start
@@ -162,14 +276,3 @@ def score(learner: Learner, name: str, task: Task, seed: int) -> dict[str, Any]:
 def mean(rows: list[dict[str, Any]], key: str) -> float:
     return sum(float(r[key]) for r in rows) / len(rows)
 
-
-def log_to_wandb(run: Any, summary: dict[str, Any], out: Path) -> None:
-    """The summary tables, the result rows and the plots into the W&B ``run``, which then finishes."""
-    import pandas as pd
-    import wandb
-
-    tables = {f"summary/{metric}": wandb.Table(dataframe=frame) for metric, frame in summary_frames(summary).items()}
-    tables["results"] = wandb.Table(dataframe=pd.read_csv(out / "results.csv"))
-    images = {f"plots/{path.stem}": wandb.Image(str(path)) for path in sorted(out.glob("*.png"))}
-    run.log(tables | images)
-    run.finish()

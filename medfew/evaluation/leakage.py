@@ -2,15 +2,14 @@
 
 Uses the leakage audit of ``medfew.data.audit`` (pixel-identical copies, and perceptual-hash
 near duplicates within ``threshold`` bits). ``warn`` logs and records them, ``exclude``
-also drops them from val / test; either way ``leakage.json`` in the run folder says what
-was found and done.
+also drops them from val / test; either way the returned record (the comparison writes it to
+``leakage.json``) says what was found and done.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,28 +18,26 @@ from medfew.data.dataset import ImageData
 
 log = logging.getLogger(__name__)
 CHECKS = ("warn", "exclude", "off")
-REPORT = "leakage.json"
 
 
-def screen_leakage(data: ImageData, check: str, threshold: int | None, out: Path) -> ImageData:
-    """``data``, minus val / test images duplicating a train image when ``check`` is "exclude".
+def screen_leakage(data: ImageData, check: str, threshold: int | None) -> tuple[ImageData, dict[str, Any]]:
+    """``data`` (minus val / test images duplicating a train image when ``check`` is "exclude")
+    and the record of what was found and done.
 
     Args:
         data: the comparison's dataset; screened only when it has a "train" split and another.
         check: "warn", "exclude" or "off".
         threshold: pHash Hamming distance (bits) of a near duplicate; None: exact copies only.
-        out: run folder receiving ``leakage.json``.
     """
     if check not in CHECKS:
         raise ValueError(f"leakage.check '{check}' is not one of {', '.join(CHECKS)}")
-    if check == "off":
-        return data
     record: dict = {"check": check, "threshold": threshold, "dataset": data.name}
+    if check == "off":
+        return data, record
     if "train" not in data.split_names() or len(data.split_names()) < 2:
         record["skipped"] = f"{data.name} has splits {data.split_names() or 'none'}; nothing to screen against train"
         log.info("leakage check skipped: %s", record["skipped"])
-        write_record(record, out)
-        return data
+        return data, record
     report = audit_duplicates(data, threshold)
     from_train = torch.from_numpy(report.splits[:, 0] == "train")
     flagged = report.second[from_train].unique()  # train comes first in every pair it is part of
@@ -51,19 +48,24 @@ def screen_leakage(data: ImageData, check: str, threshold: int | None, out: Path
     ]
     if len(flagged):
         log.warning(
-            "%s: %d val/test images duplicate train images (exact or pHash within %s bits); %s. Details: %s",
+            "%s: %d val/test images duplicate train images (exact or pHash within %s bits); %s. Details: leakage.json",
             data.name, len(flagged), threshold,
             "excluded from evaluation" if check == "exclude" else "scores may be optimistic; leakage.check=exclude drops them",
-            out / REPORT,
         )  # fmt: skip
-    write_record(record, out)
     if check == "exclude" and len(flagged):
-        keep = torch.ones(len(data), dtype=torch.bool)
-        keep[flagged] = False
-        return data.subset(torch.nonzero(keep).flatten())
-    return data
+        return exclude(data, flagged), record
+    return data, record
 
 
-def write_record(record: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / REPORT).write_text(json.dumps(record, indent=1))
+def exclude(data: ImageData, flagged: torch.Tensor) -> ImageData:
+    """``data`` without the ``flagged`` images; an error when that empties a split."""
+    keep = torch.ones(len(data), dtype=torch.bool)
+    keep[flagged] = False
+    for split in data.split_names():
+        if split != "train" and not (keep & torch.from_numpy(data.split == split)).any():
+            raise ValueError(
+                f"leakage.check=exclude removed every {split} image of {data.name}: each duplicates a train image "
+                f"(see leakage.json); nothing is left to score on. Use leakage.check=warn, or split the data by "
+                "groups of duplicates (data.split=stratified or kfold groups them)"
+            )
+    return data.subset(torch.nonzero(keep).flatten())

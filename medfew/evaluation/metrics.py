@@ -1,4 +1,10 @@
-"""Classification metrics of one task, computed by torchmetrics from predicted probabilities."""
+"""Classification metrics of one task, computed by torchmetrics from predicted probabilities.
+
+Balanced accuracy, macro-F1 and AUROC average over the classes present in the evaluated
+labels (``n_present`` of them): a class with no image has no recall and no ROC curve, and
+counting it as 0 would lower the score of a perfect classifier. A metric that cannot be
+computed is NaN, and ``why_undefined`` says why.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,6 @@ from torch import Tensor
 from torchmetrics.functional.classification import (
     binary_auroc,
     multiclass_accuracy,
-    multiclass_auroc,
     multiclass_calibration_error,
     multiclass_confusion_matrix,
     multiclass_f1_score,
@@ -29,34 +34,57 @@ def check_probabilities(probs: Tensor, n_query: int, n_way: int, learner: str = 
         raise ValueError(f"{learner} returned probability rows summing to {sums.min():.4f}..{sums.max():.4f}, not 1")
 
 
-def classification_metrics(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, float]:
-    """Accuracy, balanced accuracy (macro recall), macro-F1, AUROC (one-vs-rest) and ECE.
+def classification_metrics(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, float | int]:
+    """Accuracy, balanced accuracy (macro recall), macro-F1, AUROC (one-vs-rest), ECE and ``n_present``.
 
     Args:
-        probs: (n, n_way) class probabilities.
+        probs: (n, n_way) class probabilities, n >= 1.
         labels: (n,) int64 in 0..n_way-1.
         n_bins: equal-width confidence bins of the expected calibration error
             (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017).
 
-    Binary tasks use the AUROC of class 1's probability (equal to the one-vs-rest macro
-    AUROC for two classes); AUROC is NaN when ``labels`` hold a single class.
+    Macro averages run over the ``n_present`` classes found in ``labels``; AUROC is the mean
+    one-vs-rest AUROC of those classes (for two classes, the binary AUROC) and NaN when
+    fewer than two are present.
     """
-    probs, labels = probs.detach().float().cpu(), labels.detach().cpu()
+    probs, labels = checked(probs, labels)
     n_way = probs.shape[1]
+    present = labels.unique()
     kwargs = dict(num_classes=n_way, validate_args=False)
-    if len(labels.unique()) < 2:
-        auroc = float("nan")
-    elif n_way == 2:
-        auroc = binary_auroc(probs[:, 1], labels).item()
-    else:
-        auroc = multiclass_auroc(probs, labels, average="macro", **kwargs).item()
+    recall = multiclass_recall(probs, labels, average="none", **kwargs)
+    f1 = multiclass_f1_score(probs, labels, average="none", **kwargs)
     return {
         "acc": multiclass_accuracy(probs, labels, average="micro", **kwargs).item(),
-        "bal_acc": multiclass_recall(probs, labels, average="macro", **kwargs).item(),
-        "macro_f1": multiclass_f1_score(probs, labels, average="macro", **kwargs).item(),
-        "auroc": auroc,
+        "bal_acc": recall[present].mean().item(),
+        "macro_f1": f1[present].mean().item(),
+        "auroc": present_auroc(probs, labels, present),
         "ece": multiclass_calibration_error(probs, labels, n_bins=n_bins, norm="l1", **kwargs).item(),
+        "n_present": len(present),
     }
+
+
+def present_auroc(probs: Tensor, labels: Tensor, present: Tensor) -> float:
+    """Mean one-vs-rest AUROC over the ``present`` classes; NaN with fewer than two."""
+    if len(present) < 2:
+        return float("nan")
+    return torch.stack([binary_auroc(probs[:, c], (labels == c).long(), validate_args=False) for c in present]).mean().item()
+
+
+def why_undefined(metric: str, n_present: int | float) -> str:
+    """Why ``metric`` is NaN on a task whose labels hold ``n_present`` classes."""
+    if metric == "auroc" and n_present == 1:
+        return "one class in the evaluated labels: AUROC needs two"
+    return "NaN in the results (cause not recorded)"
+
+
+def checked(probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """``probs`` and ``labels`` on the CPU, after checking their shapes and label range."""
+    probs, labels = probs.detach().float().cpu(), labels.detach().long().cpu()
+    if probs.ndim != 2 or labels.shape != probs.shape[:1] or len(labels) == 0:
+        raise ValueError(f"metrics need (n, n_way) probabilities and (n,) labels, n >= 1; got {tuple(probs.shape)} and {tuple(labels.shape)}")
+    if labels.min() < 0 or labels.max() >= probs.shape[1]:
+        raise ValueError(f"labels {labels.min()}..{labels.max()} outside 0..{probs.shape[1] - 1} (n_way = {probs.shape[1]})")
+    return probs, labels
 
 
 def per_class_accuracy(probs: Tensor, labels: Tensor) -> Tensor:
@@ -67,5 +95,5 @@ def per_class_accuracy(probs: Tensor, labels: Tensor) -> Tensor:
 
 def confusion_matrix(probs: Tensor, labels: Tensor) -> Tensor:
     """(n_way, n_way) counts: row = true class, column = predicted class (argmax)."""
-    probs, labels = probs.detach().float().cpu(), labels.detach().cpu()
+    probs, labels = checked(probs, labels)
     return multiclass_confusion_matrix(probs, labels, num_classes=probs.shape[1], validate_args=False)

@@ -8,7 +8,6 @@ learner is scored on identical data and every result row can prove it.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from torch import Tensor
 from medfew.data.dataset import ImageData, concat
 from medfew.data.episodes import EpisodeSet, to_float
 from medfew.data import splits
+from medfew.hashing import content_hash
 from medfew.learners.base import PrepareContext
 
 
@@ -63,6 +63,8 @@ class Protocol(ABC):
     name: str
     #: True when one ``prepare`` per seed serves every setting (its context ignores the setting).
     shares_prepare: bool
+    #: True when the protocol scores on the data's train / val / test parts (``data.split`` cuts them).
+    cuts_images: bool
 
     @abstractmethod
     def settings(self) -> list[Setting]: ...
@@ -76,14 +78,15 @@ class Protocol(ABC):
         """Identifies every image index the tasks of (setting, seed) use."""
 
     @abstractmethod
+    def classes(self) -> dict[str, list[str]]:
+        """The class names this protocol uses, by role (for the summary)."""
+
+    @abstractmethod
+    def n_tasks(self, setting: Setting) -> int:
+        """How many tasks ``tasks`` yields for ``setting`` (for progress)."""
+
+    @abstractmethod
     def tasks(self, setting: Setting, seed: int, device: str | torch.device = "cpu") -> Iterator[Task]: ...
-
-
-def short_hash(*parts: str | Tensor) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode() if isinstance(part, str) else part.cpu().numpy().astype("int64").tobytes())
-    return digest.hexdigest()[:16]
 
 
 class EpisodesProtocol(Protocol):
@@ -102,6 +105,7 @@ class EpisodesProtocol(Protocol):
     """
 
     shares_prepare = True
+    cuts_images = False
 
     def __init__(
         self,
@@ -115,6 +119,8 @@ class EpisodesProtocol(Protocol):
         name: str = "episodes",
     ) -> None:
         self.name = name
+        if n_episodes < 1:
+            raise ValueError(f"the episodes protocol needs n_episodes >= 1 (protocol.n_episodes / episodes), got {n_episodes}")
         if not class_split:
             raise ValueError(
                 f"the episodes protocol needs data.class_split (base / val / novel classes); {data.name} has none"
@@ -138,6 +144,12 @@ class EpisodesProtocol(Protocol):
 
     def split_hash(self, setting: Setting, seed: int) -> str:
         return self.episode_sets[int(setting.value)].hash
+
+    def classes(self) -> dict[str, list[str]]:
+        return {role: list(part.class_names) for role, part in self.parts.items()}
+
+    def n_tasks(self, setting: Setting) -> int:
+        return len(self.episode_sets[int(setting.value)])
 
     def tasks(self, setting: Setting, seed: int, device: str | torch.device = "cpu") -> Iterator[Task]:
         for i, episode in enumerate(self.episode_sets[int(setting.value)]):
@@ -165,6 +177,7 @@ class LabelBudgetProtocol(Protocol):
     """
 
     shares_prepare = False
+    cuts_images = True
 
     def __init__(
         self,
@@ -179,9 +192,12 @@ class LabelBudgetProtocol(Protocol):
             raise ValueError("the label_budget protocol needs per_class and/or fractions, got neither")
         if unlabeled_pool not in ("train", "rest"):
             raise ValueError(f"unlabeled_pool must be 'train' or 'rest', got '{unlabeled_pool}'")
-        if "test" not in data.split_names():
+        missing = [part for part in ("train", "test") if part not in data.split_names()]
+        if missing:
             raise ValueError(
-                f"the label_budget protocol needs an official test split; {data.name} has splits {data.split_names() or 'none'}"
+                f"the label_budget protocol needs train and test images; {data.name} has splits "
+                f"{data.split_names() or 'none'}. Set data.split=stratified (seeded train / val / test by "
+                "data.split_fractions) or data.split=kfold (k-fold cross-validation, data.folds)"
             )
         self.data = data
         self.train = data.select_split("train")
@@ -213,8 +229,13 @@ class LabelBudgetProtocol(Protocol):
         )
 
     def split_hash(self, setting: Setting, seed: int) -> str:
-        test_size = torch.tensor([len(self.test)])
-        return short_hash(self.data.name, setting.name, self.labelled(setting, seed)[0], test_size)
+        return content_hash(self.data.name, setting.name, self.labelled(setting, seed)[0], len(self.test))
+
+    def classes(self) -> dict[str, list[str]]:
+        return {"classes": list(self.data.class_names)}
+
+    def n_tasks(self, setting: Setting) -> int:
+        return 1
 
     def tasks(self, setting: Setting, seed: int, device: str | torch.device = "cpu") -> Iterator[Task]:
         base = self.train.subset(self.labelled(setting, seed)[0])

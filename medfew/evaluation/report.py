@@ -1,8 +1,12 @@
-"""summary.md, summary.json and PNG plots from the rows of results.csv.
+"""summary.md, summary.json and the plots (``medfew.evaluation.plots``) from the rows of results.csv.
 
-Each (learner, setting) is summarised over its units: episodes (scores averaged over
-seeds first) when the protocol has several, else seeds. Paired comparisons with the
-reference learner use the units both learners were scored on.
+Each (learner, setting) is summarised over its units: episodes (scores averaged over seeds)
+when the setting has several, else (fold, seed) pairs, so a k-fold run pools its folds into
+one mean and interval per learner and setting. Rows of one fold must share one data
+fingerprint (``data_hash``). Paired comparisons with the reference learner use the units both
+learners were scored on; their p-values are Holm-corrected within each metric's table.
+``summary_table`` gives the same numbers as one long frame (for W&B). Every file is written
+atomically (``medfew.files``).
 """
 
 from __future__ import annotations
@@ -10,103 +14,213 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from medfew.evaluation.metrics import LOWER_IS_BETTER, METRICS, why_undefined
+from medfew.evaluation.plots import SMOKE, plot_confusions, plot_label_efficiency
+from medfew.evaluation.stats import bootstrap_ci, holm, paired_comparison
+from medfew.files import write_json, write_text
 
-from medfew.evaluation.metrics import LOWER_IS_BETTER, METRICS  # noqa: E402
-from medfew.evaluation.stats import mean_ci, paired_comparison  # noqa: E402
+NUMERIC = ("value", "seed", "episode", "n_way", "n_present", *METRICS)
+REQUIRED = ("dataset", "protocol", "learner", "setting", "kind", "fold", "data_hash", "split_hash", "confusion", *NUMERIC)
+#: paired-comparison keys, and their columns in ``summary_table``
+VERSUS = {
+    "mean_diff": "mean_diff", "low": "diff_low", "high": "diff_high", "n": "diff_n", "p_bootstrap": "p_bootstrap",
+    "p_wilcoxon": "p_wilcoxon", "p_bootstrap_holm": "p_bootstrap_holm", "p_wilcoxon_holm": "p_wilcoxon_holm",
+}  # fmt: skip
+
+
+def number(text: Any, column: str) -> float:
+    """A CSV cell as a float: "" -> NaN; "nan", "inf", "-inf" as Python reads them (on any pandas)."""
+    if text is None or text == "":
+        return float("nan")
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"column {column}: cannot read {text!r} as a number") from None
 
 
 def to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Result rows (strings as the csv module reads them, or numbers) as a frame with numeric scores."""
     frame = pd.DataFrame(list(rows))
-    for column in ("value", "seed", "episode", *METRICS):
-        frame[column] = pd.to_numeric(frame[column])
+    missing = [c for c in REQUIRED if c not in frame]
+    if missing:
+        raise ValueError(f"result rows lack the columns {missing}")
+    for column in NUMERIC:
+        frame[column] = np.array([number(v, column) for v in frame[column]], dtype=float)
+    for column in ("fold", "data_hash", "split_hash"):
+        frame[column] = frame[column].astype(str)
+    for metric in METRICS:
+        bad = frame[~(frame[metric].between(0, 1 + 1e-6) | frame[metric].isna())]
+        if len(bad):
+            row = bad.iloc[0]
+            raise ValueError(f"{metric} = {row[metric]} outside [0, 1] ({row['learner']}, {row['setting']}, seed {row['seed']:g})")
     return frame
 
 
-def units(group: pd.DataFrame, metric: str) -> pd.Series:
-    """Scores per unit: per episode (mean over seeds) when there are several episodes, else per seed."""
-    unit = "episode" if group["episode"].nunique() > 1 else "seed"
-    return group.groupby(unit)[metric].mean()
+def check_data(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """The data fingerprints of each fold; raise when one learner's rows of one fold name different data.
+
+    Different learners may differ (a sweep over ``data.image_size`` labels its learners apart).
+    """
+    for (fold, learner), rows in frame.groupby(["fold", "learner"], sort=False):
+        found = [f"{h} ({', '.join(dict.fromkeys(g.setting))})" for h, g in rows.groupby("data_hash")]
+        if len(found) > 1:
+            raise ValueError(
+                f"{learner}, fold {fold!r}: rows of different data, which cannot be pooled: data_hash {' vs '.join(found)}"
+            )
+    return {str(fold): sorted(set(rows["data_hash"])) for fold, rows in frame.groupby("fold", sort=False)}
+
+
+def unit_columns(rows: pd.DataFrame) -> list[str]:
+    """The unit of a setting's rows: (fold, episode) when it has several episodes, else (fold, seed)."""
+    return ["fold", "episode"] if rows["episode"].nunique() > 1 else ["fold", "seed"]
+
+
+def units(rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean scores per learner and unit (index: learner, fold, episode or seed); NaN where any of a unit's rows is NaN."""
+    grouped = rows.groupby(["learner", *unit_columns(rows)], sort=False)[list(metrics)]
+    return grouped.mean().where(grouped.count().eq(grouped.size(), axis=0))
+
+
+def chance(rows: pd.DataFrame) -> dict[str, float | None]:
+    """What a trivial classifier scores on a setting's rows (mean over rows); ECE has no such level.
+
+    Accuracy: the majority-class share. Balanced accuracy and macro-F1 (over the classes present):
+    1 / classes present, what predicting one class, or guessing uniformly, reaches. AUROC: 0.5.
+    """
+    counts = [np.array(json.loads(c)["counts"]) for c in rows["confusion"]]
+    majority = float(np.mean([m.sum(axis=1).max() / max(m.sum(), 1) for m in counts]))
+    uniform = float((1 / rows["n_present"]).mean())
+    return {"acc": majority, "bal_acc": uniform, "macro_f1": uniform, "auroc": 0.5, "ece": None}
 
 
 def summarize(
-    frame: pd.DataFrame, metrics: Sequence[str], reference: str | None, confidence: float = 0.95, n_resamples: int = 10_000
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    reference: str | None,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    header: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Mean ± CI per metric, learner and setting, and the paired comparison with ``reference``."""
+    """Mean and interval per metric, learner and setting, best learners, and Holm-corrected paired tests with ``reference``."""
+    data_hashes = check_data(frame)
     settings = frame[["setting", "kind", "value"]].drop_duplicates("setting")
     kinds = {kind: i for i, kind in enumerate(dict.fromkeys(settings["kind"]))}  # protocol order
-    settings = settings.sort_values(["kind", "value"], key=lambda c: c.map(kinds) if c.name == "kind" else c)
+    settings = settings.sort_values(["kind", "value"], key=lambda c: c.map(kinds) if c.name == "kind" else c).to_dict("records")
+    for s in settings:
+        rows = frame[frame.setting == s["setting"]]
+        s |= {"unit": " x ".join(unit_columns(rows)), "chance": chance(rows)}
     learners = list(dict.fromkeys(frame["learner"]))
-    table: dict[str, dict[str, dict[str, Any]]] = {}
-    for metric in metrics:
-        table[metric] = {}
-        for learner in learners:
-            table[metric][learner] = {}
-            for setting in settings["setting"]:
-                group = frame[(frame.learner == learner) & (frame.setting == setting)]
-                if group.empty:
-                    continue
-                scores = units(group, metric)
-                estimate = mean_ci(scores.to_numpy(), confidence)
-                cell = {"mean": estimate.mean, "ci": estimate.half_width, "n": estimate.n, "vs_reference": None}
-                ref = frame[(frame.learner == reference) & (frame.setting == setting)]
-                if learner != reference and not ref.empty:
-                    ref_scores = units(ref, metric)
-                    common = scores.index.intersection(ref_scores.index)
-                    if len(common):
-                        cmp = paired_comparison(scores[common].to_numpy(), ref_scores[common].to_numpy(), n_resamples)
-                        cell["vs_reference"] = asdict(cmp)
-                table[metric][learner][setting] = cell
-    hashes = frame.groupby(["setting", "learner"])["split_hash"].apply(lambda h: sorted(set(h)))
-    identical = all(len({tuple(h) for h in hashes[s]}) == 1 for s in settings["setting"])
+    ran = reference if reference in learners else None
+    table: dict[str, dict[str, dict[str, Any]]] = {metric: {learner: {} for learner in learners} for metric in metrics}
+    for s in settings:
+        fill_setting(table, frame[frame.setting == s["setting"]], s, ran, confidence, n_resamples)
+    for by_learner in table.values():
+        correct(by_learner)
+    hashes = frame.groupby(["setting", "learner"])["split_hash"].apply(lambda h: tuple(sorted(set(h))))
     return {
+        "header": dict(header or {}),
         "dataset": sorted(set(frame["dataset"])),
         "protocol": sorted(set(frame["protocol"])),
         "metrics": list(metrics),
-        "reference": reference,
+        "reference": ran,
+        "requested_reference": reference,
         "confidence": confidence,
+        "interval": f"percentile bootstrap of the mean (scipy.stats.bootstrap, {n_resamples} resamples)",
+        "correction": "Holm, within each metric's table",
         "learners": learners,
-        "settings": settings.to_dict("records"),
-        "identical_splits": identical,
-        "split_hashes": {s: sorted(set(frame[frame.setting == s]["split_hash"])) for s in settings["setting"]},
+        "settings": settings,
+        "folds": list(data_hashes),
+        "data_hashes": data_hashes,
+        "identical_splits": all(len(set(hashes[s["setting"]])) == 1 for s in settings),
+        "split_hashes": {s["setting"]: sorted(set(frame[frame.setting == s["setting"]]["split_hash"])) for s in settings},
         "results": table,
     }
 
 
-def best_learners(summary: Mapping[str, Any], metric: str, setting: str) -> set[str]:
-    cells = {lr: c[setting]["mean"] for lr, c in summary["results"][metric].items() if setting in c}
-    cells = {lr: m for lr, m in cells.items() if not np.isnan(m)}
-    if not cells:
-        return set()
-    target = (min if metric in LOWER_IS_BETTER else max)(cells.values())
-    return {lr for lr, m in cells.items() if m == target}
+def fill_setting(
+    table: dict, rows: pd.DataFrame, setting: Mapping[str, Any], reference: str | None, confidence: float, n_resamples: int
+) -> None:
+    """One setting's cells in every metric's table: estimates, paired tests with ``reference``, best learners."""
+    scores = units(rows, list(table))
+    learners = list(dict.fromkeys(scores.index.get_level_values("learner")))
+    skill = rows.groupby("learner")["bal_acc"].mean()
+    for metric, by_learner in table.items():
+        values = {learner: scores[metric].xs(learner, level="learner") for learner in learners}
+        for learner, own in values.items():
+            by_learner[learner][setting["setting"]] = cell(own, rows[rows.learner == learner], metric, confidence, n_resamples)
+            if reference in values and learner != reference:
+                common = own.index.intersection(values[reference].index)
+                versus = paired_comparison(own[common].to_numpy(), values[reference][common].to_numpy(), n_resamples, confidence)
+                by_learner[learner][setting["setting"]]["vs_reference"] = asdict(versus)
+        mark_best(by_learner, metric, setting, skill)
 
 
-def summary_frames(summary: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
-    """One learner x setting table of "mean ± ci" strings per metric."""
-    settings = [s["setting"] for s in summary["settings"]]
-    frames = {}
+def cell(scores: pd.Series, rows: pd.DataFrame, metric: str, confidence: float, n_resamples: int) -> dict[str, Any]:
+    """Mean, interval and n of one learner's unit ``scores``; undefined units counted, with the reasons found in its ``rows``."""
+    estimate = bootstrap_ci(scores.to_numpy(), confidence, n_resamples)
+    missing = int(scores.isna().sum())
+    reasons = sorted({why_undefined(metric, n) for n in rows.loc[rows[metric].isna(), "n_present"]}) if missing else []
+    return asdict(estimate) | {"missing": missing, "missing_reason": "; ".join(reasons), "best": False, "vs_reference": None}
+
+
+def mark_best(table: dict, metric: str, setting: Mapping[str, Any], skill: pd.Series) -> None:
+    """Mark the best mean of a column among learners above chance: ``skill`` (mean balanced accuracy) and the metric above their chance levels."""
+    level, uniform = setting["chance"][metric], setting["chance"]["bal_acc"]
+    means = {
+        learner: cells[setting["setting"]]["mean"]
+        for learner, cells in table.items()
+        if setting["setting"] in cells and skill.get(learner, np.nan) > uniform
+    }
+    means = {lr: m for lr, m in means.items() if not np.isnan(m) and (level is None or m > level)}
+    if means and sum(setting["setting"] in cells for cells in table.values()) > 1:  # a lone learner is no "best"
+        target = (min if metric in LOWER_IS_BETTER else max)(means.values())
+        for learner, m in means.items():
+            table[learner][setting["setting"]]["best"] = m == target
+
+
+def correct(table: dict) -> None:
+    """Add Holm-adjusted p-values over all paired comparisons of one metric's table."""
+    comparisons = [c["vs_reference"] for cells in table.values() for c in cells.values() if c["vs_reference"]]
+    for test in ("p_bootstrap", "p_wilcoxon"):
+        for versus, adjusted in zip(comparisons, holm([v[test] for v in comparisons])):
+            versus[f"{test}_holm"] = float(adjusted)
+
+
+def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """Long table of numbers (one row per metric, learner and setting) for W&B; NaN where undefined."""
+    settings = {s["setting"]: s for s in summary["settings"]}
+    records = []
     for metric, by_learner in summary["results"].items():
-        frames[metric] = pd.DataFrame(
-            [[learner] + [format_cell(cells.get(s)) for s in settings] for learner, cells in by_learner.items()],
-            columns=["learner", *settings],
-        )
-    return frames
+        for learner, cells in by_learner.items():
+            for name, c in cells.items():
+                versus = c["vs_reference"] or {}
+                records.append(
+                    dict(metric=metric, learner=learner, setting=name, kind=settings[name]["kind"], value=settings[name]["value"])
+                    | {k: c[k] for k in ("mean", "low", "high", "n", "missing", "best")}
+                    | {column: versus.get(key, np.nan) for key, column in VERSUS.items()}
+                    | {"reason": "; ".join(filter(None, (c["reason"], c["missing_reason"], versus.get("reason"))))}
+                )
+    return pd.DataFrame.from_records(records).astype({k: float for k in ("mean", "low", "high", *VERSUS.values())})
 
 
 def format_cell(cell: Mapping[str, Any] | None) -> str:
+    """"mean [low, high], n=…"; "n/a (reason)" without a value; the reason without an interval."""
     if cell is None:
-        return "-"
-    return f"{cell['mean']:.3f}" if np.isnan(cell["ci"]) else f"{cell['mean']:.3f} ± {cell['ci']:.3f}"
+        return "not run"
+    if cell["mean"] is None or np.isnan(cell["mean"]):
+        return f"n/a ({cell['missing_reason'] or cell['reason']})"
+    if cell["n"] < 2:
+        text = f"{cell['mean']:.3f} ({cell['reason']})"
+    else:
+        text = f"{cell['mean']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}], n={cell['n']}"
+    return text + (f" +{cell['missing']} n/a" if cell["missing"] else "")
 
 
 def format_p(p: float, n_resamples: int) -> str:
@@ -114,129 +228,117 @@ def format_p(p: float, n_resamples: int) -> str:
     return f"< {1 / n_resamples:.0e}" if p == 0 else f"{p:.3g}"
 
 
-def markdown(summary: Mapping[str, Any], alpha: float = 0.05, n_resamples: int = 10_000) -> str:
-    settings = [s["setting"] for s in summary["settings"]]
-    reference = summary["reference"]
+def header_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The smoke-run warning and the run context (``header``) as markdown lines."""
+    header = summary["header"]
+    lines = [f"> **{SMOKE}**", ""] if header.get("smoke") else []
+    lines += [f"- {key}: {shown(value)}" for key, value in header.items()]
+    return lines + ([""] if header else [])
+
+
+def shown(value: Any) -> str:
+    """A header value as text: lists joined by commas (an item holding a comma quoted: class
+    "normal, benign"), mappings as "key: value" pairs, booleans as JSON."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {shown(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(json.dumps(v) if isinstance(v, str) and "," in v else shown(v) for v in value)
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def legend_lines(summary: Mapping[str, Any], alpha: float) -> list[str]:
+    """How to read the tables: cells, units, bold, † and the data behind them."""
+    reference, requested = summary["reference"], summary["requested_reference"]
+    by_unit: dict[str, list[str]] = {}
+    for s in summary["settings"]:
+        by_unit.setdefault(s["unit"], []).append(s["setting"])
+    units = by_unit.popitem()[0] if len(by_unit) == 1 else "; ".join(f"{u} ({', '.join(names)})" for u, names in by_unit.items())
+    folds = ", ".join(f"{fold} (data {' / '.join(h)})" for fold, h in summary["data_hashes"].items())
     lines = [
-        f"# Comparison: {', '.join(summary['dataset'])} ({', '.join(summary['protocol'])})",
-        "",
-        f"Mean ± {summary['confidence']:.0%} CI (Student t) over episodes, or over seeds when each seed has one "
-        f"test set. **Bold**: best in the column. †: differs from `{reference}` (Wilcoxon signed-rank p < {alpha}).",
+        f"Cells: mean [{summary['confidence']:.0%} CI] over n units; interval: {summary['interval']}, none where n < 2, "
+        "and narrow for small n (it never reaches past the observed values). "
+        "Balanced accuracy, macro-F1 and AUROC average over the classes present in the evaluated labels.",
+        f"Units (what n counts): {units}{'; an episode scores its mean over seeds' if 'episode' in units else ''}. Folds: {folds}.",
+        "**Bold**: best mean in the column among learners above chance: balanced accuracy above 1 / classes present, and the "
+        "metric above its own chance level (accuracy: the majority-class share; macro-F1: 1 / classes present; AUROC: 0.5; ECE: none).",
     ]
+    if reference:
+        lines.append(f"†: differs from `{reference}` (Wilcoxon signed-rank, p < {alpha} after Holm correction within the table).")
+    else:
+        lines.append(f"No paired tests: reference learner `{requested}` did not run here." if requested else "No paired tests: no reference learner.")
     if not summary["identical_splits"]:
         lines += ["", "WARNING: learners were scored on different episodes / label subsets (split hashes differ)."]
-    for metric, by_learner in summary["results"].items():
-        arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
-        lines += ["", f"## {metric} ({arrow})", "", "| learner | " + " | ".join(settings) + " |", "|---" * (len(settings) + 1) + "|"]
-        for learner, cells in by_learner.items():
-            row = []
-            for s in settings:
-                text = format_cell(cells.get(s))
-                if s in cells and learner in best_learners(summary, metric, s):
-                    text = f"**{text}**"
-                versus = cells.get(s, {}).get("vs_reference")
-                if versus and versus["p_wilcoxon"] < alpha:
-                    text += " †"
-                row.append(text)
-            lines.append(f"| {learner} | " + " | ".join(row) + " |")
-    primary = summary["metrics"][0]
-    paired = [
-        (learner, s, cell["vs_reference"])
-        for learner, cells in summary["results"][primary].items()
-        for s, cell in cells.items()
-        if cell["vs_reference"]
+    if any(len(h) > 1 for h in summary["data_hashes"].values()):
+        lines += ["", "WARNING: learners were scored on different data (a fold has several fingerprints); paired tests pair their units."]
+    return lines
+
+
+def metric_lines(summary: Mapping[str, Any], metric: str, alpha: float) -> list[str]:
+    """The learner x setting table of one metric, with notes on undefined values."""
+    settings = [s["setting"] for s in summary["settings"]]
+    arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+    lines = ["", f"## {metric} ({arrow})", "", "| learner | " + " | ".join(settings) + " |", "|---" * (len(settings) + 1) + "|"]
+    notes = []
+    for learner, cells in summary["results"][metric].items():
+        row = []
+        for s in settings:
+            c = cells.get(s)
+            text = f"**{format_cell(c)}**" if c and c["best"] else format_cell(c)
+            versus = c and c["vs_reference"]
+            row.append(text + (" †" if versus and versus["p_wilcoxon_holm"] < alpha else ""))
+            if c and c["missing"] and c["n"]:
+                notes.append(f"- {learner}, {s}: {c['missing']} of {c['missing'] + c['n']} units n/a ({c['missing_reason']})")
+        lines.append(f"| {learner} | " + " | ".join(row) + " |")
+    return lines + ([""] + notes if notes else [])
+
+
+def paired_lines(summary: Mapping[str, Any], n_resamples: int) -> list[str]:
+    """The paired comparisons of the primary metric with the reference learner."""
+    reference, primary = summary["reference"], summary["metrics"][0]
+    cells = [(lr, s, c) for lr, by_setting in summary["results"][primary].items() for s, c in by_setting.items()]
+    paired = [(lr, s, c["vs_reference"]) for lr, s, c in cells if c["vs_reference"]]
+    if not paired:
+        return []
+    lines = [
+        "",
+        f"## Paired comparison with `{reference}` ({primary}, learner - {reference})",
+        "",
+        "Units are paired by (fold, episode) or (fold, seed); with n units the two-sided Wilcoxon p is at least 2 / 2^n, and a "
+        "bootstrap over fewer than about 10 units is optimistic: add seeds or episodes before claiming a difference. "
+        "Holm: corrected over the comparisons of this table.",
+        "",
+        f"| learner | setting | mean diff | {summary['confidence']:.0%} CI (paired bootstrap) | p (bootstrap) | p (Wilcoxon) "
+        "| p (Wilcoxon, Holm) | n |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    if paired:
-        lines += [
-            "",
-            f"## Paired comparison with `{reference}` ({primary}, learner - {reference})",
-            "",
-            "Units are episodes or seeds; with n units the two-sided Wilcoxon p is at least 2 / 2^n, and a "
-            "bootstrap over fewer than about 10 units is optimistic: add seeds or episodes before claiming a difference.",
-            "",
-            "| learner | setting | mean diff | 95% CI (paired bootstrap) | p (bootstrap) | p (Wilcoxon) | n |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {lr} | {s} | {v['mean_diff']:+.3f} | [{v['low']:+.3f}, {v['high']:+.3f}] | "
-            f"{format_p(v['p_bootstrap'], n_resamples)} | {v['p_wilcoxon']:.3g} | {v['n']} |"
-            for lr, s, v in paired
-        ]
-    return "\n".join(lines) + "\n"
+    for lr, s, v in paired:
+        if v["reason"]:
+            diff = "–" if np.isnan(v["mean_diff"]) else f"{v['mean_diff']:+.3f}"
+            lines.append(f"| {lr} | {s} | {diff} | – ({v['reason']}) | – | – | – | {v['n']} |")
+        else:
+            interval, p_boot = f"[{v['low']:+.3f}, {v['high']:+.3f}]", format_p(v["p_bootstrap"], n_resamples)
+            lines.append(f"| {lr} | {s} | {v['mean_diff']:+.3f} | {interval} | {p_boot} | {v['p_wilcoxon']:.3g} | {v['p_wilcoxon_holm']:.3g} | {v['n']} |")
+    return lines
 
 
-def plot_label_efficiency(summary: Mapping[str, Any], metrics: Sequence[str], out: Path) -> list[Path]:
-    """One PNG per budget kind: metric versus shots / labels per class / fraction, CI bands."""
-    paths = []
-    for kind in dict.fromkeys(s["kind"] for s in summary["settings"]):
-        settings = [s for s in summary["settings"] if s["kind"] == kind]
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
-        for ax, metric in zip(axes[0], metrics):
-            for learner, cells in summary["results"][metric].items():
-                points = [(s["value"], cells[s["setting"]]) for s in settings if s["setting"] in cells]
-                x = np.array([p[0] for p in points], dtype=float)
-                y = np.array([p[1]["mean"] for p in points])
-                ci = np.nan_to_num(np.array([p[1]["ci"] for p in points]))
-                (line,) = ax.plot(x, y, marker="o", label=learner)
-                ax.fill_between(x, y - ci, y + ci, alpha=0.2, color=line.get_color())
-            if kind == "fraction":
-                ax.set_xscale("log")
-            ax.set_xlabel(kind)
-            ax.set_ylabel(metric)
-            ax.grid(alpha=0.3)
-        axes[0][-1].legend(fontsize=8)
-        fig.suptitle(f"{', '.join(summary['dataset'])}: label efficiency")
-        paths.append(save_figure(fig, out / f"label_efficiency_{kind}.png"))
-    return paths
-
-
-def summed_confusion(group: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Confusion counts of all rows, in the source classes' name space (episodes differ in classes)."""
-    parts = [json.loads(c) for c in group["confusion"]]
-    classes = sorted({c for p in parts for c in p["classes"]})
-    total = np.zeros((len(classes), len(classes)))
-    for part in parts:
-        idx = [classes.index(c) for c in part["classes"]]
-        total[np.ix_(idx, idx)] += np.array(part["counts"])
-    return classes, total
-
-
-def plot_confusions(frame: pd.DataFrame, out: Path) -> list[Path]:
-    """One PNG per setting: a row-normalised confusion matrix per learner (all seeds and episodes)."""
-    paths = []
-    learners = list(dict.fromkeys(frame["learner"]))
-    for setting, by_setting in frame.groupby("setting", sort=False):
-        fig, axes = plt.subplots(1, len(learners), figsize=(3.4 * len(learners), 3.4), squeeze=False)
-        for ax, learner in zip(axes[0], learners):
-            group = by_setting[by_setting.learner == learner]
-            ax.set_title(learner, fontsize=9)
-            if group.empty:
-                ax.axis("off")
-                continue
-            classes, counts = summed_confusion(group)
-            rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-            ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
-            for (i, j), rate in np.ndenumerate(rates):
-                ax.text(j, i, f"{rate:.2f}", ha="center", va="center", fontsize=7, color="white" if rate > 0.5 else "black")
-            ticks = range(len(classes))
-            ax.set_xticks(ticks, [c[:14] for c in classes], rotation=45, ha="right", fontsize=7)
-            ax.set_yticks(ticks, [c[:14] for c in classes], fontsize=7)
-            ax.set_xlabel("predicted", fontsize=8)
-            ax.set_ylabel("true", fontsize=8)
-        fig.suptitle(f"confusion, {setting}")
-        paths.append(save_figure(fig, out / f"confusion_{setting.replace('=', '_')}.png"))
-    return paths
+def markdown(summary: Mapping[str, Any], alpha: float = 0.05, n_resamples: int = 10_000) -> str:
+    """summary.md: context, how to read it, one table per metric and the paired comparisons."""
+    lines = [f"# Comparison: {', '.join(summary['dataset'])} ({', '.join(summary['protocol'])})", ""]
+    lines += header_lines(summary) + legend_lines(summary, alpha)
+    for metric in summary["results"]:
+        lines += metric_lines(summary, metric, alpha)
+    return "\n".join(lines + paired_lines(summary, n_resamples)) + "\n"
 
 
 def without_nan(value: Any) -> Any:
     """NaN -> None everywhere, so summary.json is strict JSON."""
     if isinstance(value, dict):
         return {k: without_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [without_nan(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def write_report(
@@ -248,10 +350,12 @@ def write_report(
     confidence: float = 0.95,
     alpha: float = 0.05,
     n_resamples: int = 10_000,
+    header: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write summary.md, summary.json, label_efficiency_*.png and confusion_*.png; return the summary.
 
-    ``metrics[0]`` is the primary metric (the paired-comparison table uses it).
+    ``metrics[0]`` is the primary metric (the paired-comparison table uses it); ``header`` holds
+    run context (class names, split, ``smoke``) shown under the title and kept in summary.json.
     """
     if not rows:
         raise ValueError("no result rows to report")
@@ -260,17 +364,9 @@ def write_report(
         raise ValueError(f"report metrics {list(metrics)} / plot_metrics {list(plot_metrics)}: each must be one of {METRICS}, and every plot metric in metrics")
     out = Path(out)
     frame = to_frame(rows)
-    summary = summarize(frame, metrics, reference, confidence, n_resamples)
-    (out / "summary.json").write_text(json.dumps(without_nan(summary), indent=2))
-    (out / "summary.md").write_text(markdown(summary, alpha, n_resamples))
+    summary = summarize(frame, metrics, reference, confidence, n_resamples, header)
+    write_json(out / "summary.json", without_nan(summary))
+    write_text(out / "summary.md", markdown(summary, alpha, n_resamples))
     plot_label_efficiency(summary, plot_metrics, out)
-    plot_confusions(frame, out)
+    plot_confusions(frame, out, summary)
     return summary
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Lay out, write (PNG, 120 dpi) and close ``fig``."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -17,7 +17,7 @@ def test_ssl_learners_share_one_pretraining_then_score(breastmnist, compose_root
     overrides = [
         f"learners=[{','.join(HYBRIDS)}]", "protocol.per_class=[2,5]", "protocol.fractions=[]", "seeds=[0]",
         "backbone.model_kwargs.hidden=16", "trainer.enable_progress_bar=false", "report.reference=null",
-        *(f"+learner_overrides.{name}.pretrain.{key}" for name in HYBRIDS for key in ("epochs=1", "batch_size=128")),
+        *(f"+learner_overrides.{name}.pretrain.{key}" for name in HYBRIDS for key in ("steps=1", "batch_size=128")),
     ]  # fmt: skip
     summary = compare(compose_root("config", tmp_path, overrides))
     # 2 learners x 2 label budgets prepare on the same pool (the whole train split) with the same seed

@@ -1,20 +1,39 @@
 """summary.md / summary.json / plots from constructed result rows with known statistics."""
 
+import csv
 import json
 from pathlib import Path
 
+import matplotlib.image
+import numpy as np
 import pytest
 
-from medfew.evaluation.report import write_report
+from medfew.evaluation.report import SMOKE, markdown, summarize, summary_table, to_frame, write_report
+from medfew.evaluation.results import COLUMNS
+
+CONFUSION = json.dumps({"classes": ["benign", "malignant"], "counts": [[1, 0], [1, 2]]})
 
 
-def row(learner: str, seed: int, bal_acc: float, setting: str = "per_class=5") -> dict:
-    return dict(
-        dataset="toy", protocol="label_budget", learner=learner, learner_hash="h", setting=setting,
-        kind="per_class", value=float(setting.split("=")[1]), seed=seed, split_hash=f"s{seed}", episode=0,
-        n_way=2, n_support=10, n_query=4, acc=bal_acc, bal_acc=bal_acc, macro_f1=bal_acc, auroc=bal_acc, ece=0.1,
-        seconds=0.1, per_class_acc="{}", confusion=json.dumps({"classes": ["a", "b"], "counts": [[2, 0], [1, 1]]}),
+def row(learner: str, seed: int, bal_acc: float, setting: str = "per_class=5", **changes) -> dict:
+    """A result row as the csv module reads it back: every value a string."""
+    kind, value = setting.split("=")
+    base = dict(
+        dataset="toy", protocol="label_budget", fold="official", data_hash="0123456789abcdef", learner=learner,
+        learner_hash="h", setting=setting, kind=kind, value=value, seed=seed, split_hash=f"s{seed}", episode=0,
+        n_way=2, n_present=2, n_support=10, n_query=4, acc=bal_acc, bal_acc=bal_acc, macro_f1=bal_acc, auroc=bal_acc,
+        ece=0.1, seconds=0.1, per_class_acc="{}", confusion=CONFUSION,
     )  # fmt: skip
+    return {k: str(v) for k, v in (base | changes).items()}
+
+
+def report(rows: list[dict], metrics=("bal_acc",), reference="finetune", **kwargs) -> tuple[dict, str]:
+    summary = summarize(to_frame(rows), metrics, reference, n_resamples=1000, **kwargs)
+    return summary, markdown(summary, n_resamples=1000)
+
+
+def table_row(text: str, learner: str) -> str:
+    """The first line of the first metric table that starts with ``learner``."""
+    return next(line for line in text.split("## ", 2)[1].splitlines() if line.startswith(f"| {learner} |"))
 
 
 def test_summary_statistics_marks_and_plots(tmp_path: Path):
@@ -24,22 +43,165 @@ def test_summary_statistics_marks_and_plots(tmp_path: Path):
     rows += [row("finetune", s, 0.9, "per_class=20") for s in range(3)]
     summary = write_report(rows, tmp_path, metrics=["bal_acc", "ece"], plot_metrics=["bal_acc"], n_resamples=1000)
     cell = summary["results"]["bal_acc"]["finetune"]["per_class=5"]
-    assert cell["mean"] == pytest.approx(0.7) and cell["n"] == 3
-    assert cell["ci"] == pytest.approx(4.302653 * 0.1 / 3**0.5, abs=1e-5)  # t_{0.975, 2} * s / sqrt(3)
+    # 27 equally likely resamples of 3 seeds; the mean 0.6 has probability 1/27 > 2.5%: interval [0.6, 0.8]
+    assert (cell["mean"], cell["low"], cell["high"], cell["n"]) == pytest.approx((0.7, 0.6, 0.8, 3))
     versus = summary["results"]["bal_acc"]["other"]["per_class=5"]["vs_reference"]
     assert versus["mean_diff"] == pytest.approx(0.1) and versus["p_wilcoxon"] == pytest.approx(0.25)
+    assert versus["p_wilcoxon_holm"] == pytest.approx(0.25)  # a family of one comparison
     assert "per_class=20" not in summary["results"]["bal_acc"]["other"]
-    assert summary["identical_splits"]  # both learners used splits s0, s1, s2
+    assert summary["identical_splits"] and summary["folds"] == ["official"]
     text = (tmp_path / "summary.md").read_text()
-    assert "| other | **0.800 ± 0.248** | - |" in text
-    assert "| finetune | 0.700 ± 0.248 | **0.900 ± 0.000** |" in text
+    assert "| other | **0.800 [0.700, 0.900], n=3** | not run |" in text
+    assert "| finetune | 0.700 [0.600, 0.800], n=3 | 0.900 [0.900, 0.900], n=3 |" in text  # alone in its column: no "best"
+    assert "Holm" in text and "Folds: official (data 0123456789abcdef)" in text
     assert json.loads((tmp_path / "summary.json").read_text())["results"]["bal_acc"]["other"]["per_class=5"]["n"] == 3
     assert (tmp_path / "label_efficiency_per_class.png").stat().st_size > 0
     assert (tmp_path / "confusion_per_class_5.png").stat().st_size > 0
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically, no temporary left
 
 
-def test_different_splits_are_flagged(tmp_path: Path):
-    rows = [row("finetune", 0, 0.7), row("other", 0, 0.6) | {"split_hash": "elsewhere"}]
-    summary = write_report(rows, tmp_path, metrics=["bal_acc"], plot_metrics=["bal_acc"], n_resamples=100)
+def test_rows_read_back_from_csv_keep_nan_and_refuse_inf(tmp_path: Path):
+    rows = [row("finetune", 0, 0.7, auroc="nan", n_present=1), row("finetune", 1, 0.8, auroc="")]
+    path = tmp_path / "results.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with path.open(newline="") as f:
+        read = list(csv.DictReader(f))
+    frame = to_frame(read)
+    assert frame["auroc"].isna().all() and frame["bal_acc"].tolist() == [0.7, 0.8]
+    summary, text = report(read, metrics=("auroc", "bal_acc"))
+    assert summary["results"]["auroc"]["finetune"]["per_class=5"]["n"] == 0
+    assert "| finetune | n/a (NaN in the results (cause not recorded); one class in the evaluated labels: AUROC needs two) |" in text
+    with pytest.raises(ValueError, match=r"auroc = inf outside \[0, 1\] \(finetune, per_class=5, seed 0\)"):
+        to_frame([row("finetune", 0, 0.7, auroc="inf")])
+    with pytest.raises(ValueError, match="column acc: cannot read 'high' as a number"):
+        to_frame([row("finetune", 0, 0.7, acc="high")])
+    with pytest.raises(ValueError, match=r"lack the columns \['fold', 'data_hash'\]"):
+        to_frame([{k: v for k, v in row("finetune", 0, 0.7).items() if k not in ("fold", "data_hash")}])
+
+
+def test_partly_undefined_cells_count_and_explain_their_missing_units():
+    rows = [row("finetune", s, 0.7 + s / 10, auroc="nan" if s == 0 else "0.9", n_present=1 if s == 0 else 2) for s in range(3)]
+    summary, text = report(rows, metrics=("auroc",))
+    cell = summary["results"]["auroc"]["finetune"]["per_class=5"]
+    assert (cell["mean"], cell["n"], cell["missing"]) == (pytest.approx(0.9), 2, 1)
+    assert "+1 n/a" in text and "- finetune, per_class=5: 1 of 3 units n/a (one class in the evaluated labels: AUROC needs two)" in text
+
+
+def test_one_unit_has_no_interval_and_no_test():
+    summary, text = report([row("finetune", 0, 0.7), row("other", 0, 0.8)])
+    assert "| finetune | 0.700 (n = 1: no interval) |" in text
+    assert "| other | **0.800 (n = 1: no interval)** |" in text  # "best" needs no interval; † needs a test
+    assert "| other | per_class=5 | +0.100 | – (n = 1: no test) | – | – | – | 1 |" in text
+    assert "†" not in table_row(text, "other")
+
+
+def test_no_paired_tests_without_the_reference_learner():
+    rows = [row(lr, s, v + s / 10) for lr, v in (("a", 0.6), ("b", 0.7)) for s in range(3)]
+    summary, text = report(rows, reference="finetune")
+    assert summary["reference"] is None and summary["requested_reference"] == "finetune"
+    assert "No paired tests: reference learner `finetune` did not run here." in text
+    assert "†" not in text and "Paired comparison" not in text
+    assert all(c["vs_reference"] is None for cells in summary["results"]["bal_acc"].values() for c in cells.values())
+
+
+def test_only_learners_above_chance_are_bolded_ece_included():
+    # n_way = 2: chance balanced accuracy 0.5. "guess" is at chance with a perfect ECE of 0.0
+    rows = [row("good", s, 0.9, ece=0.2) for s in range(3)] + [row("guess", s, 0.5, ece=0.0) for s in range(3)]
+    summary, text = report(rows, metrics=("bal_acc", "ece", "acc"), reference=None)
+    best = {m: {lr for lr, cells in summary["results"][m].items() if cells["per_class=5"]["best"]} for m in ("bal_acc", "ece", "acc")}
+    assert best == {"bal_acc": {"good"}, "ece": {"good"}, "acc": {"good"}}
+    # accuracy's chance is the majority-class share: 3 of the 4 images per row are "malignant"
+    assert summary["settings"][0]["chance"] == {"acc": 0.75, "bal_acc": 0.5, "macro_f1": 0.5, "auroc": 0.5, "ece": None}
+    guesses = [row(lr, s, 0.5, ece=e) for lr, e in (("guess", 0.0), ("other guess", 0.2)) for s in range(3)]
+    at_chance, text = report(guesses, metrics=("ece",), reference=None)
+    assert not any(cells["per_class=5"]["best"] for cells in at_chance["results"]["ece"].values()) and "**0." not in text
+
+
+def test_holm_correction_spans_the_table():
+    # 6 seeds, other above finetune on every one: exact Wilcoxon p = 2 / 64 < 0.05 per comparison
+    def rows(settings):
+        return [row(lr, s, 0.6 + s / 50 + (lr == "other") * (0.05 + s / 100), st) for st in settings for lr in ("finetune", "other") for s in range(6)]
+
+    _, one = report(rows(["per_class=5"]))
+    assert table_row(one, "other").startswith("| other | **0.725 [") and table_row(one, "other").endswith(", n=6** † |")
+    summary, two = report(rows(["per_class=5", "per_class=10"]))  # two comparisons: Holm p = 2 x 2 / 64 > 0.05
+    versus = summary["results"]["bal_acc"]["other"]["per_class=5"]["vs_reference"]
+    assert versus["p_wilcoxon"] == pytest.approx(2 / 64) and versus["p_wilcoxon_holm"] == pytest.approx(4 / 64)
+    assert "†" not in table_row(two, "other")
+
+
+def test_kfold_units_pool_folds_and_pair_by_fold_and_seed():
+    folds = {f"repeat0-fold{k}": f"{k:016x}" for k in range(3)}
+    rows = [
+        row(lr, s, 0.6 + k / 10 + s / 100 + (lr == "other") * 0.05, fold=fold, data_hash=h)
+        for lr in ("finetune", "other") for k, (fold, h) in enumerate(folds.items()) for s in range(2)
+    ]  # fmt: skip
+    summary, text = report(rows)
+    cell = summary["results"]["bal_acc"]["other"]["per_class=5"]
+    assert cell["n"] == 6 and cell["mean"] == pytest.approx(0.755)
+    assert cell["vs_reference"]["n"] == 6 and cell["vs_reference"]["mean_diff"] == pytest.approx(0.05)
+    assert summary["folds"] == list(folds) and summary["data_hashes"] == {fold: [h] for fold, h in folds.items()}
+    assert summary["settings"][0]["unit"] == "fold x seed" and "Units (what n counts): fold x seed. Folds: repeat0-fold0 (data 0000000000000000), repeat0-fold1" in text
+
+
+def test_episodes_are_units_averaged_over_seeds():
+    rows = [row("finetune", s, 0.5 + e / 10 + s / 100, "shots=5", episode=e) for e in range(4) for s in range(2)]
+    summary, _ = report(rows)
+    cell = summary["results"]["bal_acc"]["finetune"]["shots=5"]
+    assert cell["n"] == 4 and cell["mean"] == pytest.approx(0.655)
+    assert summary["settings"][0]["unit"] == "fold x episode"
+
+
+def test_one_learners_rows_of_different_data_in_one_fold_are_refused():
+    rows = [row("finetune", 0, 0.7), row("finetune", 1, 0.6, data_hash="ffffffffffffffff")]
+    with pytest.raises(ValueError, match=r"finetune, fold 'official': rows of different data.*0123456789abcdef \(per_class=5\) vs ffffffffffffffff \(per_class=5\)"):
+        report(rows)
+
+
+def test_learners_on_different_data_are_flagged():
+    summary, text = report([row("finetune", 0, 0.7), row("other [data.image_size=64]", 0, 0.6, data_hash="ffffffffffffffff")])
+    assert summary["data_hashes"] == {"official": ["0123456789abcdef", "ffffffffffffffff"]}
+    assert "WARNING: learners were scored on different data" in text
+
+
+def test_different_splits_are_flagged():
+    summary, text = report([row("finetune", 0, 0.7), row("other", 0, 0.6, split_hash="elsewhere")])
     assert not summary["identical_splits"]
-    assert "WARNING" in (tmp_path / "summary.md").read_text()
+    assert "WARNING" in text
+
+
+def test_header_and_smoke_warning():
+    header = {"smoke": True, "novel classes": ["benign", "malignant"], "data fingerprints": {"official": "0123456789abcdef"}}
+    summary, text = report([row("finetune", 0, 0.7)], header=header)
+    lines = text.splitlines()
+    assert lines[2] == f"> **{SMOKE}**" and SMOKE == "SMOKE RUN: tiny settings, the numbers mean nothing"
+    assert "- novel classes: benign, malignant" in lines and "- data fingerprints: official: 0123456789abcdef" in lines
+    assert "- smoke: true" in lines and summary["header"] == header
+    _, plain = report([row("finetune", 0, 0.7)])
+    assert "SMOKE" not in plain
+
+
+def test_summary_table_holds_numbers():
+    rows = [row(lr, s, v + s / 10) for lr, v in (("finetune", 0.5), ("other", 0.6)) for s in range(3)]
+    summary, _ = report(rows + [row("other", 0, 0.9, "per_class=10")], metrics=("bal_acc", "auroc"))
+    table = summary_table(summary)
+    assert len(table) == 2 * 3  # metrics x (learner, setting) cells
+    assert {c: str(table[c].dtype) for c in ("mean", "low", "high", "n", "value", "p_wilcoxon_holm")} == {
+        "mean": "float64", "low": "float64", "high": "float64", "n": "int64", "value": "float64", "p_wilcoxon_holm": "float64",
+    }  # fmt: skip
+    other = table[(table.metric == "bal_acc") & (table.learner == "other") & (table.setting == "per_class=5")].iloc[0]
+    assert (other["mean"], other["n"], other["mean_diff"], other["p_wilcoxon"]) == pytest.approx((0.7, 3, 0.1, 0.25))
+    single = table[(table.metric == "bal_acc") & (table.setting == "per_class=10")].iloc[0]
+    assert np.isnan(single["low"]) and single["reason"] == "n = 1: no interval" and single["value"] == 10
+
+
+def test_plots_one_setting_as_bars_and_confusions_in_a_grid(tmp_path: Path):
+    learners = [f"learner{i}" for i in range(6)]
+    rows = [row(lr, s, 0.6 + i / 20 + s / 50) for i, lr in enumerate(learners) for s in range(2)]
+    write_report(rows, tmp_path, metrics=["bal_acc", "auroc"], reference="learner0", n_resamples=200, header={"smoke": True})
+    height, width, _ = matplotlib.image.imread(tmp_path / "confusion_per_class_5.png").shape
+    assert width / height < 2  # 2 x 3 panels, not a 6:1 strip
+    assert (tmp_path / "label_efficiency_per_class.png").stat().st_size > 0

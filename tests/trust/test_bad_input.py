@@ -1,7 +1,9 @@
 """Bad input the other test folders do not reach: unknown names in configs list the valid ones,
-wrong episode shapes reach the meta-trainer's user as a named error, and an unreachable W&B
-server falls back to an offline run (the rest of the catalogue: tests/data, tests/models)."""
+wrong episode shapes reach the meta-trainer's user as a named error, bad run settings stop before
+any scoring, a second writer and a full disk stop with a clear message (and a rerun resumes), and an
+unreachable W&B server falls back to an offline run (the rest of the catalogue: tests/data, tests/models)."""
 
+import errno
 import json
 import os
 import subprocess
@@ -11,6 +13,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
+from medfew import files
+from medfew.evaluation import compare
+from medfew.evaluation.results import ResultsFile
+from medfew.files import RunLock
 from medfew.fewshot import MetaTraining, ProtoNet
 from medfew.learners import PrepareContext
 from medfew.learners.registry import learner_config
@@ -19,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_unknown_comparison_learner_lists_the_valid_ones():
-    with pytest.raises(KeyError, match=r"unknown learner 'protonett': no learner/protonett.yaml .*; valid learners are anil, finetune, .*protonet, prototype,"):
+    with pytest.raises(KeyError, match=r"unknown learner 'protonett' \(did you mean 'protonet'\?\): no learner/protonett.yaml .*; valid learners are anil, .*finetune, .*protonet, prototype,"):
         learner_config("protonett")
 
 
@@ -64,3 +70,47 @@ def test_unreachable_wandb_server_falls_back_to_offline(scripts, tmp_path):
     assert result["warnings"] and result["warnings"][0].startswith("W&B online run failed (")
     assert result["warnings"][0].endswith(f"logging offline to {tmp_path}/wandb")
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (["data.image_size=8"], ValueError, r"backbone 'conv4' cannot take 1 x 8 x 8 images .*the smallest size it takes is 16: set data.image_size=16"),
+        (["data.image_size=0"], ValueError, r"data.image_size must be a positive number of pixels \(or null: keep the source's\), got 0"),
+        (["data=bloodcells", "protocol=label_budget"], ValueError, r"pbc_bloodcells_64.npz has no official split.*data.split=stratified.*data.split=kfold"),
+        (["data=bloodcells", "protocol=episodes", "data.split=kfold"], ValueError, r"data.split=kfold cuts images .* the episodes protocol splits by class"),
+        (["data=bloodcells", "protocol=episodes", "episodes=0"], ValueError, r"the episodes protocol needs n_episodes >= 1 \(protocol.n_episodes / episodes\), got 0"),
+    ],
+)
+def test_bad_run_settings_stop_before_any_scoring(overrides, error, message, bloodcells, breastmnist, compose_root, tmp_path):
+    with pytest.raises(error, match=message):
+        compare(compose_root("config", tmp_path, ["learners=[prototype_pixels]", *overrides]))
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_a_second_run_in_the_same_folder_stops_at_once(breastmnist, compose_root, tmp_path):
+    with RunLock(tmp_path), pytest.raises(RuntimeError, match=f"another run .* is writing to {tmp_path}"):
+        compare(compose_root("config", tmp_path, ["learners=[prototype_pixels]"]))
+
+
+def test_a_failed_write_stops_with_the_path_and_a_rerun_resumes(breastmnist, compose_root, tmp_path, monkeypatch):
+    overrides = ["learners=[prototype_pixels,logreg_pixels]", "seeds=[0]", "report.reference=logreg_pixels"]
+    real_replace, calls = os.replace, []
+
+    def full_disk_after_one_save(source, target):
+        if Path(target).name == "results.csv":
+            calls.append(target)
+            if len(calls) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", full_disk_after_one_save)
+    with pytest.raises(OSError, match=f"cannot write {tmp_path / 'results.csv'}: No space left on device"):
+        compare(compose_root("config", tmp_path, overrides))
+    saved = ResultsFile(tmp_path / "results.csv").read()
+    assert {r["learner"] for r in saved} == {"prototype_pixels"} and len(calls) == 3  # one save, a failure, one retry
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))  # no debris
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    compare(compose_root("config", tmp_path, overrides))
+    rows = ResultsFile(tmp_path / "results.csv").read()
+    assert rows[: len(saved)] == saved and {r["learner"] for r in rows} == {"prototype_pixels", "logreg_pixels"}

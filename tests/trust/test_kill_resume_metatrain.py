@@ -1,34 +1,34 @@
 """SIGKILL a meta-training run (experiments/metatrain.py) mid-way; the same command resumes from
-last.ckpt and ends with exactly the weights, best checkpoint and novel-class accuracy of an
+last.ckpt and ends with exactly the weights, best checkpoint and novel-class scores of an
 uninterrupted run."""
 
-import importlib.util
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from medfew import apps
+from medfew.evaluation.results import ResultsFile
 from medfew.fewshot import MetaTraining, ProtoNet
 from medfew.learners import PrepareContext
 
 TINY = [
     "learner=protonet", "data.image_size=32", "backbone.model_kwargs.hidden=8", "learner.meta_train_steps=8",
     "learner.meta_training.steps_per_epoch=1", "learner.meta_training.val_episodes=2", "learner.meta_training.n_query=2",
-    "test.shots=[1]", "test.n_episodes=4", "test.n_query=3", "logger=none", "trainer=cpu",
+    "protocol.shots=[1]", "episodes=4", "protocol.n_query=3", "logger=none", "trainer=cpu",
     "trainer.enable_progress_bar=false",
     "data.class_split.base=[basophil,erythroblast,platelet]", "data.class_split.val=[eosinophil,ig]",  # best.ckpt by val
 ]  # fmt: skip
-RUN = "metatrain/bloodcells-protonet-seed0"
-ENTRY = Path(__file__).resolve().parents[2] / "experiments" / "metatrain.py"
+RUN = "metatrain/bloodcells-protonet"
 
 
-def metatrain_entry():
-    """experiments/metatrain.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("metatrain_entry", ENTRY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def checkpoints(run_dir: Path) -> Path:
+    """The meta-trained learner's checkpoint folder inside a run folder (work/<learner>-<hash>/<fold>/<seed>)."""
+    return run_dir / "work" / "protonet-*" / "all" / "seed0" / "checkpoints"
+
+
+def checkpoint(run_dir: Path, name: str) -> Path | None:
+    return next(run_dir.glob(str(checkpoints(run_dir).relative_to(run_dir) / name)), None)
 
 
 @pytest.mark.slow
@@ -37,20 +37,21 @@ def test_killed_meta_training_resumes_to_the_uninterrupted_result(scripts, data_
         return [scripts.python, "experiments/metatrain.py", *TINY, f"paths.log_dir={log_dir}"]
 
     run_dir = tmp_path / "killed" / RUN
-    last = run_dir / "learner" / "checkpoints" / "last.ckpt"
-    scripts.kill_when(command(tmp_path / "killed"), data_env, ready=last.exists)
+    scripts.kill_when(command(tmp_path / "killed"), data_env, ready=lambda: checkpoint(run_dir, "last.ckpt") is not None)
+    last = checkpoint(run_dir, "last.ckpt")
     killed_at = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
-    assert killed_at < 7 and not (run_dir / "results.json").exists()
+    assert killed_at < 7 and not (run_dir / "results.csv").exists()
 
     resumed = scripts.run_ok(command(tmp_path / "killed"), data_env)
     assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 8
     straight_dir = tmp_path / "straight"
-    metatrain_entry().metatrain(compose_root("metatrain", straight_dir, TINY))  # uninterrupted, in this process
+    apps.metatrain(compose_root("metatrain", straight_dir, TINY))  # uninterrupted, in this process
 
-    assert json.loads((run_dir / "results.json").read_text()) == json.loads((straight_dir / "results.json").read_text())
+    rows = [[row | {"seconds": ""} for row in ResultsFile(d / "results.csv").read()] for d in (run_dir, straight_dir)]
+    assert len(rows[0]) == 4 and rows[0] == rows[1]  # the same rows (metrics, hashes) but for the time taken
     for name in ("last.ckpt", "best.ckpt"):
-        a, b = (torch.load(d / "learner" / "checkpoints" / name, map_location="cpu", weights_only=True) for d in (run_dir, straight_dir))
+        a, b = (torch.load(checkpoint(d, name), map_location="cpu", weights_only=True) for d in (run_dir, straight_dir))
         assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"])
         for key, value in a["state_dict"].items():
             assert torch.equal(value, b["state_dict"][key]), (name, key)

@@ -33,9 +33,8 @@ def leaky() -> ImageData:
 
 def test_warn_records_and_keeps(leaky, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        kept = screen_leakage(leaky, "warn", 4, tmp_path)
+        kept, record = screen_leakage(leaky, "warn", 4)
     assert len(kept) == 12
-    record = json.loads((tmp_path / "leakage.json").read_text())
     assert record["flagged"] == 3 and not record["excluded"]
     assert [image["index"] for image in record["images"]] == [6, 7, 8]
     assert record["images"][2] == {"index": 8, "split": "test", "file": "img8.png"}
@@ -43,20 +42,26 @@ def test_warn_records_and_keeps(leaky, tmp_path, caplog):
     assert "leaky: 3 val/test images duplicate train images (exact or pHash within 4 bits); scores may be optimistic" in caplog.text
 
 
-def test_exclude_drops_only_the_duplicates(leaky, tmp_path):
-    kept = screen_leakage(leaky, "exclude", 4, tmp_path)
+def test_exclude_drops_only_the_duplicates(leaky):
+    kept, record = screen_leakage(leaky, "exclude", 4)
     assert kept.filenames.tolist() == [f"img{i}.png" for i in (0, 1, 2, 3, 4, 5, 9, 10, 11)]
-    assert json.loads((tmp_path / "leakage.json").read_text())["excluded"]
-    exact_only = screen_leakage(leaky, "exclude", None, tmp_path / "exact")
+    assert record["excluded"]
+    exact_only, _ = screen_leakage(leaky, "exclude", None)
     assert len(exact_only) == 10  # the noisy copy is not pixel-identical
 
 
-def test_off_unknown_and_unsplit_data(leaky, tiny_data, tmp_path):
-    assert screen_leakage(leaky, "off", 4, tmp_path) is leaky and not (tmp_path / "leakage.json").exists()
+def test_exclude_that_empties_a_split_says_so(leaky):
+    only_copies = leaky.subset(list(range(9)))  # test = the 3 duplicates
+    with pytest.raises(ValueError, match="leakage.check=exclude removed every test image of leaky: each duplicates a train image"):
+        screen_leakage(only_copies, "exclude", 4)
+
+
+def test_off_unknown_and_unsplit_data(leaky, tiny_data):
+    assert screen_leakage(leaky, "off", 4)[0] is leaky
     with pytest.raises(ValueError, match="leakage.check 'drop' is not one of warn, exclude, off"):
-        screen_leakage(leaky, "drop", 4, tmp_path)
-    assert screen_leakage(tiny_data, "exclude", 4, tmp_path) is tiny_data
-    assert json.loads((tmp_path / "leakage.json").read_text())["skipped"] == "tiny has splits none; nothing to screen against train"
+        screen_leakage(leaky, "drop", 4)
+    kept, record = screen_leakage(tiny_data, "exclude", 4)
+    assert kept is tiny_data and record["skipped"] == "tiny has splits none; nothing to screen against train"
 
 
 def test_comparison_on_brain_mri_excludes_near_duplicate_test_scans(brain_mri, compose_root, tmp_path):

@@ -1,0 +1,142 @@
+"""The data a comparison scores on, fold by fold, and the record that keys a run folder to it.
+
+``data.split`` cuts the dataset into train / val / test: ``official`` (its own split),
+``stratified`` (seeded, by ``data.split_fractions``) or ``kfold`` (repeated stratified k-fold),
+keeping groups (patients, near duplicates) inside one part. Each cut is a ``Fold`` with its
+protocol and a fingerprint of what it evaluates. ``data.json`` in the run folder records the
+data settings and fingerprints; a run folder whose results come from other data is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from medfew.data.dataset import ImageData
+from medfew.data.preprocess import preprocess
+from medfew.data.splits import make_splits
+from medfew.evaluation.leakage import screen_leakage
+from medfew.evaluation.protocols import Protocol
+from medfew.evaluation.results import ResultsFile
+from medfew.files import write_json
+from medfew.hashing import content_hash
+
+log = logging.getLogger(__name__)
+RECORD = "data.json"
+NO_SPLIT = "all"  # the fold of a protocol that cuts by class (episodes), not by image
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train / val / test cut of the data, its protocol and the fingerprint of its data."""
+
+    name: str
+    data: ImageData
+    protocol: Protocol
+    data_hash: str
+
+
+def load_data(data_cfg: DictConfig) -> ImageData:
+    """The dataset of ``data_cfg.source`` at ``image_size`` and ``channels``."""
+    check_image_size(data_cfg.image_size)
+    return preprocess(instantiate(data_cfg.source), data_cfg.image_size, data_cfg.channels)
+
+
+def check_image_size(size: Any) -> None:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"data.image_size must be a positive number of pixels (or null: keep the source's), got {size!r}")
+
+
+def fingerprint(name: str, data: ImageData) -> str:
+    """Fingerprint of a fold: its name, and the images, labels and split of its data, in order."""
+    return content_hash(name, data.images, data.labels, data.split if data.split is not None else "no split")
+
+
+def make_folds(cfg: DictConfig, data: ImageData, out: Path | None) -> list[Fold]:
+    """The folds of ``cfg.data.split``, each screened for leakage and with its protocol; the leakage
+    records go to ``<out>/leakage.json`` (None: not written)."""
+    build = instantiate(cfg.protocol, _partial_=True)
+    if not build.func.cuts_images:
+        if cfg.data.split != "official":
+            raise ValueError(
+                f"data.split={cfg.data.split} cuts images into train / val / test, but the {cfg.protocol.name} protocol "
+                "splits by class (data.class_split); use protocol=label_budget, or leave data.split=official"
+            )
+        cuts = [(NO_SPLIT, data)]
+    else:
+        cuts = [(cut.name, cut.data) for cut in make_splits(data, **split_settings(cfg))]
+    folds, records = [], {}
+    for name, part in cuts:
+        part, records[name] = screen_leakage(part, cfg.leakage.check, cfg.leakage.threshold)
+        folds.append(Fold(name, part, build(data=part), fingerprint(name, part)))
+    if out is not None:
+        write_json(out / "leakage.json", records if len(records) > 1 else next(iter(records.values())))
+    return folds
+
+
+def split_settings(cfg: DictConfig) -> dict[str, Any]:
+    """Keyword arguments of ``make_splits`` from the ``data`` config (and the leakage threshold)."""
+    data = cfg.data
+    return dict(
+        split=data.split,
+        fractions=OmegaConf.to_container(data.split_fractions),
+        folds=data.folds,
+        repeats=data.repeats,
+        seed=data.split_seed,
+        duplicate_threshold=cfg.leakage.threshold,
+        group_duplicates=data.group_duplicates,
+    )
+
+
+def record(cfg: DictConfig, folds: Sequence[Fold]) -> dict[str, Any]:
+    """What ``data.json`` holds: the data settings, the leakage option and each fold's fingerprint."""
+    settings = OmegaConf.to_container(cfg.data, resolve=True)
+    return {"data": settings, "leakage": OmegaConf.to_container(cfg.leakage), "fingerprints": {f.name: f.data_hash for f in folds}}
+
+
+def check_run_folder(out: Path, current: dict[str, Any], results: ResultsFile) -> None:
+    """Refuse ``out`` when its results.csv holds rows of other data; then record ``current`` in data.json.
+
+    The message names both fingerprints and the settings that differ (from the data.json
+    written by the run that scored those rows).
+    """
+    wanted = current["fingerprints"]
+    foreign = {(row["fold"], row["data_hash"]) for row in results.read() if wanted.get(row["fold"]) != row["data_hash"]}
+    if foreign:
+        fold, found = sorted(foreign)[0]
+        path = out / RECORD
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        raise ValueError(
+            f"{results.path} holds results of other data: fold '{fold}' has fingerprint {found} there, "
+            f"{wanted.get(fold, 'no such fold')} now; {differences(saved, current)}. Use another run folder "
+            "(hydra.run.dir=...) or move that one away; nothing was overwritten"
+        )
+    write_json(out / RECORD, current)
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """'what differs: data.image_size: 28 there, 64 now; ...' between two data records."""
+    if not saved:
+        return f"the folder has no {RECORD} saying how those rows were made"
+    changed = [
+        f"{key}: {json.dumps(there)} there, {json.dumps(now)} now"
+        for key, there, now in flat_diff(saved, current)
+        if not key.startswith("fingerprints")
+    ]
+    if not changed:
+        return "the settings are the same, so the images or labels on disk changed"
+    return "what differs: " + "; ".join(changed)
+
+
+def flat_diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every leaf where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted(a.keys() | b.keys()) for d in flat_diff(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [(prefix.rstrip("."), a, b)]

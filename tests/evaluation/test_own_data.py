@@ -1,0 +1,91 @@
+"""A user's own folder of PNGs without a split: k-fold cross-validation pooled into one table, and a
+run folder that never mixes results of other data (other images, other folds, other image size)."""
+
+import csv
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from medfew.evaluation import compare
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def own_folder(folder: Path, *extra: str) -> list[str]:
+    return [
+        "data=image_folder", f"data.source.path={folder}", "data.channels=3", "data.image_size=16", "data.split=kfold",
+        "protocol.per_class=[]", "protocol.fractions=[1.0]", "seeds=[0]", "learners=[prototype_pixels,logreg_pixels]",
+        "report.reference=logreg_pixels", "report.n_resamples=500", "leakage.check=warn", *extra,
+    ]  # fmt: skip
+
+
+def test_kfold_on_an_rgb_png_folder_pools_its_folds(pbc_png_folder, compose_root, tmp_path):
+    summary = compare(compose_root("config", tmp_path, own_folder(pbc_png_folder)))
+    rows = read_rows(tmp_path / "results.csv")
+    folds = sorted({r["fold"] for r in rows})
+    assert folds == [f"repeat0-fold{k}" for k in range(5)] and len(rows) == 2 * 5
+    assert len({r["data_hash"] for r in rows}) == 5  # one fingerprint per fold
+    cell = summary["results"]["bal_acc"]["prototype_pixels"]["fraction=1"]
+    assert cell["n"] == 5 and 0 <= cell["low"] < cell["mean"] < cell["high"] <= 1
+    assert cell["mean"] > 0.25 + 0.1  # 4 blood-cell classes from raw pixels: above chance
+    assert cell["vs_reference"]["n"] == 5  # paired by fold
+    text = (tmp_path / "summary.md").read_text()
+    assert "5-fold cross-validation" in text and "basophil" in text
+
+
+@pytest.mark.parametrize(
+    "change, differs",
+    [
+        (["data.image_size=24"], "data.image_size: 16 there, 24 now"),
+        (["data.folds=3"], "data.folds: 5 there, 3 now"),
+        (["data.split_seed=1"], "data.split_seed: 0 there, 1 now"),
+    ],
+)
+def test_a_rerun_with_other_data_is_refused_by_name(change, differs, pbc_png_folder, compose_root, tmp_path):
+    compare(compose_root("config", tmp_path, own_folder(pbc_png_folder, "learners=[prototype_pixels]")))
+    before = (tmp_path / "results.csv").read_text()
+    with pytest.raises(ValueError, match=rf"holds results of other data: fold 'repeat0-fold\d' has fingerprint \w{{16}} there, .*{differs}"):
+        compare(compose_root("config", tmp_path, own_folder(pbc_png_folder, "learners=[prototype_pixels]", *change)))
+    assert (tmp_path / "results.csv").read_text() == before  # nothing overwritten
+
+
+def test_changed_images_on_disk_are_refused(pbc_png_folder, compose_root, tmp_path):
+    folder = tmp_path / "images"
+    for path in pbc_png_folder.rglob("*.png"):
+        (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / path.parent.name / path.name).write_bytes(path.read_bytes())
+    overrides = own_folder(folder, "learners=[prototype_pixels]", "data.group_duplicates=false")
+    compare(compose_root("config", tmp_path / "run", overrides))
+    first = sorted(folder.rglob("*.png"))[0]
+    Image.open(first).rotate(90).save(first)
+    with pytest.raises(ValueError, match="the settings are the same, so the images or labels on disk changed"):
+        compare(compose_root("config", tmp_path / "run", overrides))
+
+
+def test_a_rerun_of_the_same_data_resumes(pbc_png_folder, compose_root, tmp_path):
+    overrides = own_folder(pbc_png_folder, "learners=[prototype_pixels]")
+    compare(compose_root("config", tmp_path, overrides))
+    first = read_rows(tmp_path / "results.csv")
+    compare(compose_root("config", tmp_path, [*overrides, "learners=[prototype_pixels,logreg_pixels]"]))
+    rows = read_rows(tmp_path / "results.csv")
+    assert rows[: len(first)] == first and len(rows) == 2 * len(first)
+
+
+def test_a_changed_weights_file_is_another_learner(breastmnist, compose_root, tmp_path):
+    """The result key covers the bytes of a pretrained backbone file, not only its path."""
+    from medfew.models import create_backbone, save_backbone
+
+    weights = save_backbone(create_backbone("conv4", image_size=28, model_kwargs={"hidden": 8}), tmp_path / "weights.safetensors")
+    overrides = [
+        "learners=[prototype]", "seeds=[0]", "protocol.fractions=[1.0]", f"backbone.pretrained={weights}",
+        "backbone.model_kwargs.hidden=8", "report.reference=prototype",
+    ]  # fmt: skip
+    compare(compose_root("config", tmp_path / "run", overrides))
+    save_backbone(create_backbone("conv4", image_size=28, model_kwargs={"hidden": 8}), weights)  # other random weights
+    compare(compose_root("config", tmp_path / "run", overrides))
+    hashes = [row["learner_hash"] for row in read_rows(tmp_path / "run" / "results.csv")]
+    assert len(hashes) == 2 and hashes[0] != hashes[1]  # scored again, not reused
