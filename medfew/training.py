@@ -18,6 +18,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from medfew.seeding import derive_seed
+
 #: Lightning precision values a plain PyTorch loop understands (``autocast_dtype``), after ``auto``
 LOOP_PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -73,7 +75,7 @@ class EpochSeed(Callback):
         self.seeded_epoch = -1
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
+        torch.manual_seed(derive_seed(self.seed, trainer.current_epoch))
         self.seeded_epoch = trainer.current_epoch
 
     def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch, batch_idx: int) -> None:

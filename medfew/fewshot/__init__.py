@@ -1,4 +1,6 @@
-"""Meta-learning on the few labelled classes: Prototypical Networks and the MAML family.
+"""Meta-learning on the few labelled classes: the episodic meta-training engine (``MetaTraining``,
+``meta_train``: the meta-training stage of every ``medfew.learners.backbone.BackboneLearner``) and the
+meta-learners whose per-task rule is what it trains (Prototypical Networks, Matching Networks, the MAML family).
 
 The MAML family imports learn2learn, so it is imported lazily (``medfew.fewshot.maml``).
 """

@@ -25,7 +25,6 @@ Episodes with fewer classes than the head use its first n_way outputs.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,8 +33,10 @@ from learn2learn.algorithms.base_learner import BaseLearner
 from learn2learn.utils import detach_module
 from torch import Tensor, nn
 
-from medfew.fewshot.episodic import EpisodicLearner, build_backbone, episode_ways
+from medfew.fewshot.episodic import EpisodicLearner
 from medfew.fewshot.meta_training import MetaTraining
+from medfew.learners.backbone import BackboneArg, Pretrain
+from medfew.learners.base import support_ways
 
 
 def use_batch_statistics(module: nn.Module) -> nn.Module:
@@ -65,12 +66,13 @@ class GradientMetaLearner(EpisodicLearner):
         inner_steps: inner gradient steps while meta-training.
         eval_inner_steps: inner gradient steps at evaluation (val and novel episodes).
         first_order: drop second-order terms of the meta-gradient (FOMAML).
-        meta_train_steps, meta_training: see ``EpisodicLearner``.
+        meta_train_steps, meta_training, pretrain: see ``EpisodicLearner``; after SSL pretraining
+            the export is split again (``use_backbone``) with a new head.
     """
 
     def __init__(
         self,
-        backbone: nn.Module | Callable[[], nn.Module],
+        backbone: BackboneArg,
         n_way: int = 5,
         inner_lr: float = 0.01,
         inner_steps: int = 5,
@@ -78,19 +80,26 @@ class GradientMetaLearner(EpisodicLearner):
         first_order: bool = False,
         meta_train_steps: int = 0,
         meta_training: MetaTraining | None = None,
+        pretrain: Pretrain | None = None,
     ) -> None:
-        super().__init__(meta_train_steps, meta_training)
+        super().__init__(backbone, pretrain, None, meta_train_steps, meta_training)
         if min(n_way, inner_steps, eval_inner_steps) < 1:
             raise ValueError(
                 f"n_way, inner_steps and eval_inner_steps must be >= 1, got {n_way}, {inner_steps}, {eval_inner_steps}"
             )
-        body = use_batch_statistics(build_backbone(backbone))
-        self.body, self.adaptive = self.split(body, nn.Linear(body.num_features, n_way), inner_lr, first_order)
+        self.n_way, self.inner_lr, self.first_order = n_way, inner_lr, first_order
+        self.inner_steps, self.eval_inner_steps = inner_steps, eval_inner_steps
+        self.use_backbone(self.require_backbone())
+
+    def use_backbone(self, backbone: nn.Module) -> None:
+        """Split ``backbone`` + a new (D, n_way) linear head into ``body`` and the learn2learn wrapper
+        ``adaptive``; the base's ``backbone`` slot is left empty (the split holds the network)."""
+        body = use_batch_statistics(backbone)
+        self.body, self.adaptive = self.split(body, nn.Linear(body.num_features, self.n_way), self.inner_lr, self.first_order)
         frozen = [name for name, p in self.adaptive.named_parameters() if not p.requires_grad]
         if frozen:  # learn2learn's MAML.adapt would print a traceback and fail obscurely
             raise ValueError(f"{type(self).__name__} adapts every parameter it wraps, but these are frozen: {frozen}")
-        self.n_way = n_way
-        self.inner_steps, self.eval_inner_steps = inner_steps, eval_inner_steps
+        self.backbone = None
 
     @abstractmethod
     def split(
@@ -102,7 +111,7 @@ class GradientMetaLearner(EpisodicLearner):
         self, support: Tensor, support_labels: Tensor, val: tuple[Tensor, Tensor] | None = None
     ) -> AdaptedNetwork:
         """Clone the adapted part and take inner gradient steps on the support cross-entropy."""
-        n_way = episode_ways(support_labels, self.n_way)
+        n_way = support_ways(support_labels, self.n_way)
         meta = self.meta_training_graph()
         with torch.set_grad_enabled(meta):
             features = self.body(support)

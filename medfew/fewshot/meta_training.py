@@ -1,6 +1,8 @@
 """Episodic meta-training with Lightning: base-class episodes in, best checkpoint by val accuracy out.
 
-One meta-iteration draws ``meta_batch_size`` episodes, back-propagates each episode's
+The engine of every learner's meta-training stage (``BackboneLearner.prepare``): it trains a
+learner through ``learner.episode_logits(support, support_labels, query)`` and imports no
+learner class. One meta-iteration draws ``meta_batch_size`` episodes, back-propagates each episode's
 query loss as soon as it is computed (so only one episode's graph is alive, as in
 learn2learn's vision examples) and takes one optimiser step on the averaged meta-gradient.
 Checkpoints, resume, per-epoch reseeding and the NaN-loss stop come from
@@ -12,20 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger
 
 from medfew.data import Episode, EpisodeSampler, EpisodeSet, ImageData
+from medfew.learners.backbone import BackboneLearner
+from medfew.learners.base import PrepareContext
+from medfew.tracking import wandb_loggers
 from medfew.training import build_trainer, fit
-
-if TYPE_CHECKING:
-    from medfew.fewshot.episodic import EpisodicLearner
-    from medfew.learners.base import PrepareContext
 
 BEST = "best"
 
@@ -64,6 +65,10 @@ class MetaTraining:
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
     precision: str = "32-true"
     trainer: dict[str, Any] = field(default_factory=dict)
+
+    def fit(self, learner: BackboneLearner, context: PrepareContext, steps: int) -> None:
+        """Meta-train ``learner`` in place with this recipe (``meta_train``)."""
+        meta_train(learner, context, self, steps)
 
 
 class EpisodeBatches:
@@ -106,7 +111,7 @@ class FixedEpisodes:
 class MetaTrainingModule(pl.LightningModule):
     """Lightning wrapper: manual optimisation over a meta-batch, val-episode accuracy per epoch."""
 
-    def __init__(self, learner: EpisodicLearner, base: ImageData, val: ImageData | None, recipe: MetaTraining) -> None:
+    def __init__(self, learner: BackboneLearner, base: ImageData, val: ImageData | None, recipe: MetaTraining) -> None:
         super().__init__()
         self.learner = learner
         self.base, self.val, self.recipe = base, val, recipe
@@ -135,7 +140,7 @@ class MetaTrainingModule(pl.LightningModule):
 
     def episode_loss(self, episode: Episode) -> tuple[torch.Tensor, torch.Tensor]:
         """Query cross-entropy and query accuracy of one episode."""
-        logits = self.learner.logits(self.learner.adapt(episode.support, episode.support_labels), episode.query)
+        logits = self.learner.episode_logits(episode.support, episode.support_labels, episode.query)
         accuracy = (logits.argmax(dim=-1) == episode.query_labels).float().mean()
         return F.cross_entropy(logits, episode.query_labels), accuracy
 
@@ -171,15 +176,12 @@ def val_ways(val: ImageData, recipe: MetaTraining) -> int:
     return min(recipe.n_way or classes_present(val), classes_present(val))
 
 
-def lightning_loggers(workdir: Path, run: Any) -> list[pl.loggers.Logger]:
+def lightning_loggers(workdir: Path, run: Any, prefix: str = "") -> list[pl.loggers.Logger]:
     """CSV metrics (``<workdir>/csv/version_<n>``, one per start), plus the W&B run when one is given."""
-    loggers: list[pl.loggers.Logger] = [CSVLogger(str(workdir), name="csv")]
-    if run is not None:
-        loggers.append(WandbLogger(experiment=run))
-    return loggers
+    return [CSVLogger(str(workdir), name="csv"), *wandb_loggers(run, prefix)]
 
 
-def meta_train(learner: EpisodicLearner, context: PrepareContext, recipe: MetaTraining, steps: int) -> None:
+def meta_train(learner: BackboneLearner, context: PrepareContext, recipe: MetaTraining, steps: int) -> None:
     """Meta-train ``learner`` in place for ``steps`` meta-iterations; keep the best val checkpoint.
 
     Checkpoints go to ``<context.workdir>/checkpoints`` (``last.ckpt`` every epoch,
@@ -206,7 +208,7 @@ def meta_train(learner: EpisodicLearner, context: PrepareContext, recipe: MetaTr
         **({} if context.val is not None else {"limit_val_batches": 0}),
         "callbacks": [*recipe.trainer.get("callbacks", []), *([best] if context.val is not None else [])],
     }
-    logger = lightning_loggers(Path(context.workdir), context.logger)
+    logger = lightning_loggers(Path(context.workdir), context.logger, prefix=f"{type(learner).__name__}/seed{context.seed}")
     trainer = build_trainer(context.workdir, context.seed, logger=logger, **trainer_kwargs)
     fit(trainer, module)
     best_path = Path(context.workdir) / "checkpoints" / f"{BEST}.ckpt"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from medfew.data.dataset import ImageData
@@ -40,6 +41,27 @@ class PrepareContext:
     unlabeled: ImageData | None = None
     logger: Any = None
     cache: Path | None = None
+
+
+def support_ways(support_labels: Tensor, limit: int | None = None) -> int:
+    """n_way of a support set labelled 0..n_way-1 with every class present.
+
+    Raises if a class in 0..max has no support image, or if n_way exceeds ``limit`` (the most
+    classes a learner's fixed head can score).
+    """
+    if support_labels.numel() == 0:
+        raise ValueError("the support set is empty; every class needs at least one labelled image")
+    counts = torch.bincount(support_labels)
+    n_way = len(counts)
+    if limit is not None and n_way > limit:
+        raise ValueError(f"the support set has {n_way} classes but this learner's head has {limit} outputs (n_way)")
+    missing = torch.nonzero(counts == 0).flatten().tolist()
+    if missing:
+        raise ValueError(
+            f"the support set has no image of class {missing[0]} (labels must be 0..n_way-1 with every class "
+            f"present; counts per class: {counts.tolist()})"
+        )
+    return n_way
 
 
 class Learner(nn.Module, ABC):

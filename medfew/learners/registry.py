@@ -10,15 +10,19 @@ it is merged into.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+from medfew.config import close_name
+
+CONFIG_MODULE = "medfew.configs"  # the repository's configs/, shipped inside the package
+CONFIG_DIR = Path(str(files(CONFIG_MODULE)))
 
 
 def learner_config(name: str, searchpath: Sequence[str] = ()) -> DictConfig:
@@ -37,12 +41,13 @@ def learner_config(name: str, searchpath: Sequence[str] = ()) -> DictConfig:
         if GlobalHydra.instance().is_initialized():
             composed = compose(overrides=overrides)
         else:
-            with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
                 composed = compose(overrides=overrides)
     except MissingConfigException as error:
-        options = ", ".join(error.options or []) or "none"
+        options = error.options or []
         raise KeyError(
-            f"unknown learner '{name}': no learner/{name}.yaml on the config search path; valid learners are {options}"
+            f"unknown learner '{name}'{close_name(name, options)}: no learner/{name}.yaml on the config search path; "
+            f"valid learners are {', '.join(options) or 'none'}"
         ) from None
     return composed.learner
 

@@ -26,6 +26,7 @@ from medfew.models.conv4 import Conv4
 SPEC_KEY = "medfew_backbone"
 LOCAL_NETWORKS = {"conv4": Conv4}
 STEMS = (None, "cifar")
+PROBE_ERRORS = (RuntimeError, AssertionError)  # torch: too small for the pooling; timm: a size the model is fixed to
 
 
 class Backbone(nn.Module):
@@ -37,15 +38,58 @@ class Backbone(nn.Module):
         self.spec = spec
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-        with torch.no_grad():
-            was_training = net.training
-            net.eval()
-            probe = torch.zeros(1, spec["in_chans"], spec["image_size"], spec["image_size"])
-            self.num_features = int(net(probe).shape[-1])
-            net.train(was_training)
+        try:
+            self.num_features = int(probe(net, spec["in_chans"], spec["image_size"]).shape[-1])
+        except PROBE_ERRORS as error:
+            raise ValueError(f"backbone '{spec['name']}' cannot take {spec['in_chans']} x {spec['image_size']} x "
+                             f"{spec['image_size']} images ({first_line(error)}); {size_hint(net, spec)}") from None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net((x - self.mean) / self.std)
+
+
+@torch.no_grad()
+def probe(net: nn.Module, in_chans: int, size: int) -> Tensor:
+    """Features of one blank image of ``size`` x ``size`` (eval mode, then the mode it had)."""
+    was_training = net.training
+    net.eval()
+    try:
+        return net(torch.zeros(1, in_chans, size, size))
+    finally:
+        net.train(was_training)
+
+
+def smallest_size(net: nn.Module, in_chans: int, start: int, limit: int = 1024) -> int | None:
+    """The smallest image size above ``start`` that ``net`` takes (None: none up to ``limit``),
+    found by doubling, then bisection (networks that take a size take every larger one)."""
+
+    def fits(size: int) -> bool:
+        try:
+            probe(net, in_chans, size)
+        except PROBE_ERRORS:
+            return False
+        return True
+
+    low, high = max(start, 0), max(start, 1) * 2
+    while not fits(high):
+        if high >= limit:
+            return None
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
+
+
+def size_hint(net: nn.Module, spec: dict[str, Any]) -> str:
+    size = smallest_size(net, spec["in_chans"], spec["image_size"])
+    if size is None:
+        return "set data.image_size to a size it takes (a ViT takes only its img_size: backbone.model_kwargs.img_size)"
+    return f"the smallest size it takes is {size}: set data.image_size={size} or more, or pick another backbone"
+
+
+def first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def build_network(name: str, in_chans: int, model_kwargs: dict[str, Any], stem: str | None = None) -> nn.Module:

@@ -1,8 +1,6 @@
-"""configs/metatrain.yaml + experiments/metatrain.py: every learner config builds; one tiny run;
-the cross-domain experiment is expressible by config alone."""
+"""configs/metatrain.yaml + `medfew metatrain`: every learner config builds; one tiny run scores through the
+comparison (results.csv, summary); the cross-domain experiment is expressible by config alone."""
 
-import importlib.util
-import json
 from pathlib import Path
 
 import pytest
@@ -11,12 +9,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
+from medfew import apps
+from medfew.evaluation.folds import load_data
 from medfew.fewshot import EpisodicLearner
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("metatrain_entry", ROOT / "experiments" / "metatrain.py")
-metatrain_entry = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(metatrain_entry)
 
 
 def compose_metatrain(*overrides: str):
@@ -52,26 +49,28 @@ def test_every_learner_config_builds_its_learner(name, class_name, first_order):
         assert learner.adaptive.first_order == first_order
 
 
-def test_tiny_metatrain_run_reports_novel_accuracy(bloodcells, tmp_path):
-    cfg = compose_metatrain(
-        "learner=protonet", "data.image_size=32", "backbone.model_kwargs.hidden=8", f"paths.output_dir={tmp_path}",
-        "learner.meta_train_steps=2", "learner.meta_training.steps_per_epoch=1", "learner.meta_training.val_episodes=2",
-        "test.shots=[1]", "test.n_episodes=4", "test.n_query=3",
-        "data.class_split.base=[basophil,erythroblast,platelet]", "data.class_split.val=[eosinophil,ig]",
-    )
-    results = metatrain_entry.metatrain(cfg)
-    assert results["novel"] == ["lymphocyte", "monocyte", "neutrophil"]
-    assert 0 <= results["1-shot"]["acc"] <= 1 and results["1-shot"]["episodes"] == 4
-    assert json.loads((tmp_path / "results.json").read_text()) == results
-    assert (tmp_path / "learner" / "checkpoints" / "best.ckpt").exists()
+def test_tiny_metatrain_run_scores_through_the_comparison(bloodcells, compose_root, tmp_path):
+    cfg = compose_root("metatrain", tmp_path, [
+        "learner=protonet", "data.image_size=32", "backbone.model_kwargs.hidden=8", "learner.meta_train_steps=2",
+        "learner.meta_training.steps_per_epoch=1", "learner.meta_training.val_episodes=2", "protocol.shots=[1]",
+        "episodes=4", "protocol.n_query=3", "data.class_split.base=[basophil,erythroblast,platelet]",
+        "data.class_split.val=[eosinophil,ig]",
+    ])  # fmt: skip
+    summary = apps.metatrain(cfg)
+    assert summary["learners"] == ["protonet"] and summary["header"]["novel"] == ["lymphocyte", "monocyte", "neutrophil"]
+    cell = summary["results"]["acc"]["protonet"]["shots=1"]
+    assert cell["n"] == 4 and 0 <= cell["low"] <= cell["mean"] <= cell["high"] <= 1
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 4  # header + one row per episode
+    assert len(list((tmp_path / "work").glob("protonet-*/all/seed0/checkpoints/best.ckpt"))) == 1
+    assert "learner" not in cfg and cfg.learner_overrides.protonet.meta_train_steps == 2  # learner.* became its settings
 
 
-def test_cross_domain_split_is_config_only(bloodcells, brain_mri, pneumoniamnist):
-    cfg = compose_metatrain("experiment=metatrain_crossdomain")
-    parts = metatrain_entry.splits(cfg)
-    base = {"basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "glioma", "meningioma", "notumor"}
-    assert set(parts["base"].class_names) == base
-    assert parts["val"].class_names == ("monocyte", "neutrophil", "platelet", "pituitary")
-    assert parts["novel"].n_classes == 2  # chest X-ray: normal vs pneumonia
-    for part in parts.values():
+def test_cross_domain_split_is_config_only(bloodcells, brain_mri, pneumoniamnist, compose_root, tmp_path):
+    cfg = compose_root("metatrain", tmp_path, ["experiment=metatrain_crossdomain"])
+    protocol = instantiate(cfg.protocol, _partial_=True)(data=load_data(cfg.data))
+    classes = protocol.classes()
+    assert set(classes["base"]) == {"basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "glioma", "meningioma", "notumor"}
+    assert classes["val"] == ["monocyte", "neutrophil", "platelet", "pituitary"]
+    assert classes["novel"] == ["normal", "pneumonia"]  # chest X-ray
+    for part in protocol.parts.values():
         assert tuple(part.images.shape[1:]) == (1, 28, 28)

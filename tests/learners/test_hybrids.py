@@ -1,10 +1,13 @@
-"""Hybrids by config only: SSL pretraining (medfew.ssl.pretrain) feeding a feature learner."""
+"""Hybrids by config only: SSL pretraining (medfew.ssl.pretrain) feeding a feature learner or a meta-learner."""
 
 from hydra import compose, initialize_config_dir
 
 from medfew.learners.registry import CONFIG_DIR, with_learner
 
-HYBRIDS = {"ssl_prototype": "prototype", "ssl_finetune": "finetune", "ssl_linear_probe": "linear_probe", "ssl_logreg": "logreg"}
+HYBRIDS = {
+    "ssl_prototype": "prototype", "ssl_finetune": "finetune", "ssl_linear_probe": "linear_probe", "ssl_logreg": "logreg",
+    "ssl_protonet": "protonet", "pmf": "finetune",
+}  # fmt: skip
 
 
 def test_hybrid_configs_are_their_learner_plus_a_pretrain_partial():

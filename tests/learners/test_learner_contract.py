@@ -14,8 +14,8 @@ from medfew.learners.finetune import FineTune
 from medfew.learners.registry import CONFIG_DIR, with_learner
 from medfew.models import create_backbone
 
-FEATURE_LEARNERS = ["prototype", "prototype_pixels", "logreg", "logreg_pixels", "knn"]
-TRAINED_LEARNERS = ["finetune", "linear_probe"]
+FEATURE_LEARNERS = ["prototype", "prototype_pixels", "logreg", "logreg_pixels", "knn", "rfs"]
+TRAINED_LEARNERS = ["finetune", "linear_probe", "baseline_pp", "pmf"]  # (prepare's stages are not run here)
 NOVEL = ["lymphocyte", "monocyte", "neutrophil"]
 
 

@@ -140,3 +140,17 @@ def test_offline_hub_weights_give_a_clear_error() -> None:
     assert result.returncode != 0
     assert "could not fetch timm's pretrained weights for 'resnet18'" in result.stderr
     assert "backbone.pretrained=/path/to/weights.safetensors" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name, size, message",
+    [
+        ("conv4", 15, r"backbone 'conv4' cannot take 1 x 15 x 15 images \(.*\); the smallest size it takes is 16"),
+        ("vit_tiny_patch16_224", 64, r"cannot take 1 x 64 x 64 images .*a ViT takes only its img_size"),
+    ],
+)
+def test_an_image_size_the_network_cannot_take_names_the_smallest_it_can(name, size, message):
+    with pytest.raises(ValueError, match=message):
+        create_backbone(name, in_chans=1, image_size=size)
+    if name == "conv4":
+        assert create_backbone(name, in_chans=1, image_size=16).num_features == 64  # 16 px: one pixel after 4 pools
