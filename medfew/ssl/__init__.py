@@ -6,7 +6,7 @@ from medfew.ssl.byol import BYOL
 from medfew.ssl.dino import DINO
 from medfew.ssl.moco import MoCo
 from medfew.ssl.module import SSLModule
-from medfew.ssl.monitor import KnnMonitor, knn_accuracy, pool_and_monitor
+from medfew.ssl.monitor import KnnMonitor, embedding_std, knn_accuracy, pool_and_monitor
 from medfew.ssl.pretrain import EXPORT_NAME, METHODS, build_method, pretrain
 from medfew.ssl.simclr import SimCLR
 from medfew.ssl.simsiam import SimSiam
@@ -32,6 +32,7 @@ __all__ = [
     "Views",
     "build_augment",
     "build_method",
+    "embedding_std",
     "knn_accuracy",
     "pool_and_monitor",
     "pretrain",

@@ -15,7 +15,7 @@ class BarlowTwins(SSLMethod):
     (B, C, H, W) x 2 -> scalar loss.
     """
 
-    recipe = Recipe(optimizer="lars", lr=0.2, weight_decay=1.5e-6, warmup_epochs=10)
+    recipe = Recipe(optimizer="lars", lr=0.2, weight_decay=1.5e-6, warmup=0.1)
 
     def __init__(
         self, backbone: Backbone, hidden_dim: int = 1024, output_dim: int = 1024, lambda_param: float = 5e-3

@@ -2,7 +2,9 @@
 
 A method is one short module (backbone + head + criterion, after lightly's examples):
 ``forward(views, step, max_steps)`` takes the augmented views of one batch and returns
-the loss. Momentum methods (MoCo, BYOL, DINO) also keep an EMA teacher.
+the loss. ``step`` counts optimiser steps from 0 and ``max_steps`` is the run's budget, so
+every schedule inside a method (teacher momentum, DINO's teacher temperature) runs over
+the budget whatever the pool size. Momentum methods (MoCo, BYOL, DINO) also keep an EMA teacher.
 """
 
 from __future__ import annotations
@@ -14,27 +16,27 @@ from dataclasses import dataclass
 
 import torch
 from lightly.models.utils import deactivate_requires_grad, update_momentum
-from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 
 from medfew.models import Backbone
+from medfew.ssl.schedules import momentum_schedule
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Optimisation as the method's paper states it.
+    """Optimisation of a method, for pools of a few hundred to a few thousand images.
 
     Attributes:
         optimizer: "sgd", "lars" or "adamw".
         lr: base learning rate for a batch of 256 (scaled linearly with the batch size).
         weight_decay: decay of weights (never of biases and norm parameters).
-        warmup_epochs: linear warmup before the cosine decay.
+        warmup: linear warmup before the cosine decay, as a fraction of the budget's steps.
     """
 
     optimizer: str
     lr: float
     weight_decay: float
-    warmup_epochs: int = 10
+    warmup: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,17 @@ class ViewSpec:
 
 
 class SSLMethod(nn.Module, ABC):
-    """Backbone + head + criterion. ``encoder`` is the network exported after training."""
+    """Backbone + head + criterion. ``encoder`` is the network exported after training.
+
+    ``constant_lr`` names submodules trained at their learning rate throughout (no warmup, no
+    decay), e.g. SimSiam's predictor; ``lr_scale`` maps submodule names to a multiple of the base
+    learning rate.
+    """
 
     recipe: Recipe
     view_spec = ViewSpec()
+    constant_lr: tuple[str, ...] = ()
+    lr_scale: dict[str, float] = {}  # noqa: RUF012 (read only; a method sets its own in __init__)
 
     def __init__(self, backbone: Backbone) -> None:
         super().__init__()
@@ -64,7 +73,10 @@ class SSLMethod(nn.Module, ABC):
     def forward(self, views: list[Tensor], step: int, max_steps: int) -> Tensor:
         """Loss (scalar) of one batch given its views, each (B, C, H, W) float in [0, 1]."""
 
-    def on_after_backward(self, epoch: int) -> None:
+    def fit_pool(self, n_images: int) -> None:
+        """Adjust the settings that depend on the pool size, once before training (default: none)."""
+
+    def on_after_backward(self, step: int, max_steps: int) -> None:
         """Adjust gradients before the optimizer step (default: nothing)."""
 
 
@@ -74,8 +86,10 @@ class MomentumMethod(SSLMethod):
     ``make_head`` builds the head twice (student and teacher, same weights): heads with
     weight normalisation cannot be deep-copied.
 
-    The teacher momentum follows a cosine schedule from ``momentum`` to 1 (BYOL, Grill et
-    al. 2020, https://arxiv.org/abs/2006.07733; also used by DINO and MoCo v3).
+    The teacher momentum rises from ``momentum`` to 1 on a half cosine over the budget's steps
+    (BYOL, Grill et al. 2020, https://arxiv.org/abs/2006.07733; also DINO and MoCo v3). The
+    teacher averages roughly the last ``1 / (1 - momentum)`` student states: keep that well
+    below the budget, or the teacher (DINO's export) stays near its random start.
     """
 
     def __init__(self, backbone: Backbone, make_head: Callable[[], nn.Module], momentum: float) -> None:
@@ -89,7 +103,7 @@ class MomentumMethod(SSLMethod):
         deactivate_requires_grad(self.teacher_head)
 
     def update_teacher(self, step: int, max_steps: int) -> None:
-        momentum = cosine_schedule(step, max(max_steps, 1), self.momentum, 1.0)
+        momentum = momentum_schedule(step, max(max_steps, 1), self.momentum)
         update_momentum(self.backbone, self.teacher_backbone, momentum)
         update_momentum(self.head, self.teacher_head, momentum)
 

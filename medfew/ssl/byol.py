@@ -11,21 +11,25 @@ from medfew.ssl.base import MomentumMethod, Recipe
 class BYOL(MomentumMethod):
     """The student's prediction of one view regresses the teacher's projection of the other.
 
-    (B, C, H, W) x 2 -> scalar loss (symmetrised negative cosine similarity).
+    Projector and predictor are 2-layer MLPs with the same hidden width (the paper: 4096; lightly's
+    CIFAR-10 benchmark: 1024). (B, C, H, W) x 2 -> scalar loss (symmetrised negative cosine similarity).
     """
 
-    recipe = Recipe(optimizer="lars", lr=0.2, weight_decay=1.5e-6, warmup_epochs=10)
+    recipe = Recipe(optimizer="sgd", lr=1.0, weight_decay=5e-4, warmup=0.1)
 
     def __init__(
         self,
         backbone: Backbone,
         hidden_dim: int = 1024,
         output_dim: int = 256,
-        momentum: float = 0.99,
+        predictor_hidden_dim: int | None = None,
+        predictor_lr_scale: float = 1.0,
+        momentum: float = 0.96,
     ) -> None:
         super().__init__(backbone, lambda: BYOLProjectionHead(backbone.num_features, hidden_dim, output_dim), momentum)
-        self.predictor = BYOLPredictionHead(output_dim, hidden_dim, output_dim)
+        self.predictor = BYOLPredictionHead(output_dim, predictor_hidden_dim or hidden_dim, output_dim)
         self.criterion = NegativeCosineSimilarity()
+        self.lr_scale = {"predictor": predictor_lr_scale}
 
     def forward(self, views: list[Tensor], step: int, max_steps: int) -> Tensor:
         self.update_teacher(step, max_steps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -45,12 +46,43 @@ DISPLAY_OPTIONS = ("enable_progress_bar", "enable_model_summary", "log_every_n_s
 
 
 def build_method(method: str | Callable[[Backbone], SSLMethod], backbone: Backbone) -> SSLMethod:
-    """A method by name (paper defaults) or from a callable such as a Hydra partial of its class."""
+    """A method by name (its defaults) or from a callable such as a Hydra partial of its class."""
     if callable(method):
         return method(backbone)
     if method not in METHODS:
         raise KeyError(f"unknown SSL method '{method}'; valid methods are {', '.join(METHODS)}")
     return METHODS[method](backbone)
+
+
+def method_settings(method: str | Callable[[Backbone], SSLMethod]) -> Any:
+    """The method's class and every constructor argument, defaults included (so that a changed
+    default changes the cache key); a callable that is not a class or a partial of one is
+    described as it is."""
+    func, args, kwargs = METHODS.get(method, method) if isinstance(method, str) else method, (), {}
+    while isinstance(func, functools.partial):
+        func, args, kwargs = func.func, func.args + args, func.keywords | kwargs
+    if not isinstance(func, type):
+        return describe(method)
+    bound = inspect.signature(func).bind(None, *args, **kwargs)  # None stands for the backbone
+    bound.apply_defaults()
+    arguments = dict(list(bound.arguments.items())[1:])
+    return {"_target_": describe(func), **describe(arguments)}
+
+
+def budget_rule(steps: int | None, epochs: int | None) -> dict[str, int]:
+    """The budget as recorded: ``{"steps": n}`` or ``{"epochs": n}``; exactly one must be set, so
+    that neither is ever silently ignored."""
+    given = {name: value for name, value in (("steps", steps), ("epochs", epochs)) if value is not None}
+    if len(given) != 1:
+        raise ValueError(
+            "give the pretraining budget as steps (optimiser steps) or epochs (passes over the pool), "
+            f"not {'both' if given else 'neither'}: got steps = {steps}, epochs = {epochs} "
+            "(set the other to null, e.g. ssl.steps=null ssl.epochs=50)"
+        )
+    (name, value), = given.items()
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return given
 
 
 def pretrain(
@@ -61,12 +93,13 @@ def pretrain(
     method: str | Callable[[Backbone], SSLMethod] = "simclr",
     backbone: Callable[[], Backbone],
     augment: Augment | None = None,
-    epochs: int = 100,
-    batch_size: int = 256,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int = 128,
     optimizer: str | None = None,
     lr: float | None = None,
     weight_decay: float | None = None,
-    warmup_epochs: int | None = None,
+    warmup_steps: int | None = None,
     trainer: Mapping[str, Any] | None = None,
     logger: Any = None,
     monitor: ImageData | None = None,
@@ -79,6 +112,10 @@ def pretrain(
     or ``create_backbone(..., pretrained=path)``). A finished run folder returns its export
     at once; an interrupted one resumes from ``<run folder>/checkpoints/last.ckpt``.
 
+    Budget: ``steps`` optimiser steps, or ``epochs`` passes over the pool of
+    ``len(data) // (batch_size * devices)`` steps each. Every schedule
+    (warmup, cosine decay, teacher momentum, DINO's temperatures) runs over that many steps.
+
     Args:
         data: the pool; uint8 images (N, C, H, W), labels ignored.
         workdir: run folder (checkpoints, ``knn.csv``, ``metrics.csv``, ``pretrain.json``, export).
@@ -86,40 +123,45 @@ def pretrain(
         method: a name in ``METHODS`` or a callable ``backbone -> SSLMethod``.
         backbone: zero-argument callable building a fresh Backbone.
         augment: medical_augment keyword arguments, or a batch augmentation callable.
-        epochs, batch_size: training length and per-device batch size (last partial batch dropped).
-        optimizer, lr, weight_decay, warmup_epochs: override the method's paper ``recipe``
-            (lr is per 256 images); warmup is capped at a tenth of ``epochs``.
+        steps, epochs: the budget (see above); exactly one of them must be set.
+        batch_size: per-device batch size (the last partial batch of an epoch is dropped).
+        optimizer, lr, weight_decay: override the method's ``recipe`` (lr is per 256 images).
+        warmup_steps: linear lr warmup; None: the recipe's fraction of the budget.
         trainer: extra ``pytorch_lightning.Trainer`` keyword arguments (devices, strategy, precision ...).
         logger: a Lightning logger (or list); default: CSV in the workdir.
-        monitor: small labelled split for the per-epoch kNN accuracy, or None.
+        monitor: small labelled split for the per-epoch kNN accuracy and spread, or None.
         knn_k: neighbours of the kNN monitor.
         cache: a folder shared by several calls, or None. When given, the run folder is
             ``<cache>/ssl/<key>`` instead of ``workdir``; the key hashes the settings recorded in
-            ``pretrain.json`` except the pool's name (the pool's images in order, the seed, method,
-            backbone, augmentation, epochs, batch size, recipe, trainer options but display ones),
-            so identical calls train once.
+            ``pretrain.json`` except the pool's name (the pool's images in order, the seed, the
+            method with all its arguments, backbone, augmentation, budget, batch size, recipe,
+            warmup, trainer options but display ones), so identical calls train once.
     """
     if len(data) < batch_size:
         raise ValueError(f"{data.name}: {len(data)} images in the pool, fewer than batch_size = {batch_size}")
+    budget = budget_rule(steps, epochs)
+    if warmup_steps is not None and not 0 <= warmup_steps <= budget.get("steps", warmup_steps):
+        raise ValueError(f"warmup_steps = {warmup_steps} does not fit a budget of {steps} steps")
     pl.seed_everything(seed, verbose=False)
     ssl = build_method(method, backbone())
-    overrides = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay, "warmup_epochs": warmup_epochs}
+    ssl.fit_pool(len(data))
+    overrides = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay}
     recipe = dataclasses.replace(ssl.recipe, **{k: v for k, v in overrides.items() if v is not None})
-    recipe = dataclasses.replace(recipe, warmup_epochs=min(recipe.warmup_epochs, epochs // 10))
-    kwargs = {k: v for k, v in dict(trainer or {}).items() if k != "max_epochs"}  # ``epochs`` decides
+    kwargs = {k: v for k, v in dict(trainer or {}).items() if k not in ("max_epochs", "max_steps")}  # the budget decides
     callbacks = list(kwargs.pop("callbacks", []))
     device_type = accelerator_device(kwargs.get("accelerator", "auto"))
     kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), device_type)  # the key records what ran
     settings = {
-        "method": describe(method),
+        "method": method_settings(method),
         "backbone": describe(backbone),
         "augment": describe(augment),
         "n_images": len(data),
         "images": images_hash(data.images),
-        "epochs": epochs,
+        "budget": budget,
         "batch_size": batch_size,
         "seed": seed,
         "recipe": dataclasses.asdict(recipe),
+        "warmup_steps": warmup_steps,
         "trainer": describe({k: v for k, v in kwargs.items() if k not in DISPLAY_OPTIONS}),
     }
     workdir = Path(cache) / "ssl" / settings_key(settings) if cache is not None else Path(workdir)
@@ -128,12 +170,12 @@ def pretrain(
     if export.exists():
         return export
     views = Views(build_augment(augment, data.images.shape[-1]), ssl.view_spec, data.images.shape[-1])
-    module = SSLModule(ssl, views, data.images, recipe, batch_size, seed)
+    module = SSLModule(ssl, views, data.images, recipe, batch_size, seed, warmup_steps, steps)
     if monitor is not None:
         callbacks.append(KnnMonitor(monitor, workdir / "knn.csv", knn_k))
-    pl_trainer = build_trainer(
+    pl_trainer = build_trainer(  # a step budget: at least one step per epoch, and the module stops the run
         workdir, seed, logger=CSVLogger(workdir, name="logs") if logger is None else logger,
-        max_epochs=epochs, callbacks=callbacks, **kwargs,
+        callbacks=callbacks, max_epochs=steps if "steps" in budget else epochs, **kwargs,
     )
     if pl_trainer.is_global_zero:
         workdir.mkdir(parents=True, exist_ok=True)

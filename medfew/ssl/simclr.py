@@ -12,7 +12,7 @@ from medfew.ssl.base import Recipe, SSLMethod
 class SimCLR(SSLMethod):
     """NT-Xent between the projections of two views; (B, C, H, W) x 2 -> scalar loss."""
 
-    recipe = Recipe(optimizer="lars", lr=0.3, weight_decay=1e-6, warmup_epochs=10)
+    recipe = Recipe(optimizer="sgd", lr=1.0, weight_decay=5e-4, warmup=0.1)
 
     def __init__(
         self, backbone: Backbone, hidden_dim: int = 512, output_dim: int = 128, temperature: float = 0.2

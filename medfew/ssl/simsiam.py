@@ -12,10 +12,14 @@ from medfew.ssl.base import Recipe, SSLMethod
 class SimSiam(SSLMethod):
     """Predict one view's projection from the other's, with a stop-gradient on the target.
 
-    (B, C, H, W) x 2 -> scalar loss (symmetrised negative cosine similarity).
+    The predictor is a bottleneck MLP (``predictor_dim`` = ``output_dim`` / 4, as the paper's
+    2048 -> 512 -> 2048) trained at a constant learning rate (the paper, Sec. 4.2: a decayed
+    predictor lr works less well). (B, C, H, W) x 2 -> scalar loss (symmetrised negative cosine
+    similarity).
     """
 
-    recipe = Recipe(optimizer="sgd", lr=0.05, weight_decay=1e-4, warmup_epochs=0)
+    recipe = Recipe(optimizer="sgd", lr=0.5, weight_decay=5e-4, warmup=0.1)
+    constant_lr = ("predictor",)
 
     def __init__(
         self, backbone: Backbone, hidden_dim: int = 1024, output_dim: int = 1024, predictor_dim: int = 256

@@ -15,7 +15,7 @@ class VICReg(SSLMethod):
     (B, C, H, W) x 2 -> scalar loss.
     """
 
-    recipe = Recipe(optimizer="lars", lr=0.2, weight_decay=1e-6, warmup_epochs=10)
+    recipe = Recipe(optimizer="sgd", lr=0.3, weight_decay=5e-4, warmup=0.1)
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ def test_config_instantiates_a_pretrain_partial(name, tiny_backbone):
         cfg = compose("pretrain", overrides=[f"ssl={name}", "backbone=conv4", "data.image_size=32"])
     call = instantiate(cfg.ssl)
     assert isinstance(call, functools.partial) and call.func is pretrain
-    assert set(call.keywords) >= {"method", "backbone", "augment", "epochs", "batch_size", "trainer"}
+    assert set(call.keywords) >= {"method", "backbone", "augment", "steps", "epochs", "batch_size", "trainer"}
     assert isinstance(call.keywords["method"](tiny_backbone()), METHODS[name])
     assert call.keywords["backbone"]().spec["name"] == "conv4"
     assert isinstance(call.keywords["trainer"], dict) and "max_epochs" in call.keywords["trainer"]

@@ -16,7 +16,7 @@ def test_two_process_ddp_on_cpu_writes_a_loadable_checkpoint_and_export(tmp_path
     command = [
         sys.executable, str(ROOT / "experiments" / "pretrain.py"),
         "backbone=conv4", "backbone.model_kwargs.hidden=8", "data.image_size=32", "max_images=32",
-        "monitor_per_class=2", "ssl.batch_size=8", "ssl.epochs=2", "ssl.method.hidden_dim=32",
+        "monitor_per_class=2", "ssl.batch_size=8", "ssl.steps=4", "ssl.method.hidden_dim=32",
         "ssl.method.output_dim=16", "logger=wandb", "trainer=ddp", "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false", f"paths.log_dir={tmp_path}",
     ]
@@ -26,7 +26,7 @@ def test_two_process_ddp_on_cpu_writes_a_loadable_checkpoint_and_export(tmp_path
     run_dir = tmp_path / "pretrain" / "bloodcells-simclr-conv4-seed0"
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # the second process logs nothing
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2 * 2  # 32 images / (2 x 8) per epoch
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2 * 2  # 4 steps of 32 images / (2 x 8) per epoch
     backbone = load_backbone(run_dir / "backbone.safetensors")
     prefix = "method.backbone."
     trained = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}

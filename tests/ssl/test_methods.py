@@ -19,7 +19,7 @@ def test_loss_is_finite_and_decreases_on_a_fixed_batch(name, pbc32, tiny_heads, 
         loss = method(views, step, 8)
         optimizer.zero_grad()
         loss.backward()
-        method.on_after_backward(epoch=1)
+        method.on_after_backward(step, 8)
         optimizer.step()
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
@@ -27,7 +27,7 @@ def test_loss_is_finite_and_decreases_on_a_fixed_batch(name, pbc32, tiny_heads, 
 
 
 def test_teacher_starts_as_the_student_and_follows_by_ema(tiny_heads, tiny_backbone):
-    method = MoCo(tiny_backbone(), **tiny_heads["moco"])
+    method = MoCo(tiny_backbone(), **tiny_heads["moco"], momentum=0.99)
     student = dict(method.backbone.named_parameters())
     for key, value in method.teacher_backbone.named_parameters():
         assert torch.equal(value, student[key]) and not value.requires_grad
@@ -52,4 +52,4 @@ def test_unknown_method_lists_the_valid_ones(tiny_backbone):
 
 def test_a_partial_builds_the_method(tiny_backbone):
     method = build_method(functools.partial(MoCo, queue_size=8, output_dim=4), tiny_backbone())
-    assert isinstance(method, MoCo) and method.criterion.memory_bank.size == (8, 4)
+    assert isinstance(method, MoCo) and method.queue.size == (8, 4)

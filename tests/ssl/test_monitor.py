@@ -1,10 +1,11 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from medfew.data import UNLABELED, ImageData
 from medfew.ssl import knn_accuracy, pool_and_monitor
-from medfew.ssl.monitor import halves
+from medfew.ssl.monitor import embedding_std, halves
 
 
 class MeanBrightness(nn.Module):
@@ -51,3 +52,17 @@ def test_with_official_splits_the_pool_is_the_train_split(tiny_data):
     data = ImageData(tiny_data.images, tiny_data.labels, tiny_data.class_names, split=split)
     pool, monitor = pool_and_monitor(data, monitor_per_class=2)
     assert len(pool) == 20 and len(monitor) == 8 and set(monitor.split) == {"test"}
+
+
+def test_embedding_std_is_zero_when_collapsed_and_near_one_over_sqrt_d_when_spread():
+    collapsed = torch.tensor([[3.0, 4.0]]).repeat(5, 1)  # every image one point (any length)
+    assert embedding_std(collapsed) == 0.0
+    spread = torch.tensor([[2.0, 0.0], [-1.0, 0.0], [0.0, 5.0], [0.0, -0.5]])  # +-e1, +-e2 once normalised
+    assert embedding_std(spread) == pytest.approx((2 / 3) ** 0.5)  # per dimension: values 1, -1, 0, 0
+    generator = torch.Generator().manual_seed(0)
+    gaussian = torch.randn(4000, 64, generator=generator)  # uniform directions on the sphere
+    assert embedding_std(gaussian) == pytest.approx(64**-0.5, rel=0.02)
+    shared = gaussian + 20.0  # a large common direction: spread, but reads low
+    assert embedding_std(shared) < 0.1 * 64**-0.5
+    with pytest.raises(ValueError, match="at least 2 rows, got 1"):
+        embedding_std(spread[:1])

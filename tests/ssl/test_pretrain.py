@@ -1,20 +1,24 @@
 import csv
 import dataclasses
 import functools
+import json
 import math
+import re
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from medfew.models import create_backbone, load_backbone
-from medfew.ssl import METHODS, pretrain
+from medfew.ssl import METHODS, MoCo, pretrain
+from medfew.ssl.pretrain import method_settings
 
 TRAINER = dict(accelerator="cpu", enable_progress_bar=False, log_every_n_steps=1)
 
 
 def run(data, workdir, name, heads, backbone, **kwargs):
     method = functools.partial(METHODS[name], **heads[name])
-    options = dict(epochs=2, batch_size=8, trainer=TRAINER) | kwargs
+    options = dict(steps=8, batch_size=8, trainer=TRAINER) | kwargs  # 2 epochs of 32 / 8
     return pretrain(data, workdir, 0, method=method, backbone=backbone, **options)
 
 
@@ -34,7 +38,12 @@ def test_every_method_pretrains_and_its_export_reloads_identically(name, pbc32, 
         losses = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
     assert len(losses) == 2 * 4 and all(math.isfinite(x) for x in losses)
     with (tmp_path / "knn.csv").open() as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [-1, 0, 1]
+        rows = list(csv.DictReader(f))
+    assert [(int(r["epoch"]), int(r["step"])) for r in rows] == [(-1, 0), (0, 4), (1, 8)]
+    assert all(0 < float(r["embedding_std"]) < 1 for r in rows)
+    with (tmp_path / "logs" / "version_0" / "metrics.csv").open() as f:
+        logged = [r for r in csv.DictReader(f) if r.get("monitor/knn_acc")]
+    assert [float(r["monitor/embedding_std"]) for r in logged] == pytest.approx([float(r["embedding_std"]) for r in rows[1:]])
     trained, reloaded = checkpoint_encoder(tmp_path, name, tiny_backbone), load_backbone(export).eval()
     initial = tiny_backbone().eval()  # pretrain seeds the same initialisation
     x = pbc32.images[:4].float() / 255
@@ -45,12 +54,12 @@ def test_every_method_pretrains_and_its_export_reloads_identically(name, pbc32, 
 
 
 def test_a_finished_workdir_returns_its_export_without_training(pbc32, tmp_path, tiny_heads, tiny_backbone):
-    export = run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, epochs=1)
+    export = run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, steps=4)
     stamp = export.stat().st_mtime_ns
-    assert run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, epochs=1) == export
+    assert run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, steps=4) == export
     assert export.stat().st_mtime_ns == stamp and not (tmp_path / "logs" / "version_1").exists()
-    with pytest.raises(ValueError, match="other settings.*epochs: 1 there, 3 now"):
-        run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, epochs=3)
+    with pytest.raises(ValueError, match=re.escape("other settings (budget: {'steps': 4} there, {'steps': 12} now)")):
+        run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, steps=12)
 
 
 def test_a_cache_trains_once_per_pool_seed_and_settings(pbc32, tmp_path, tiny_heads, tiny_backbone):
@@ -78,8 +87,13 @@ def test_a_cache_trains_once_per_pool_seed_and_settings(pbc32, tmp_path, tiny_he
         cached(method=functools.partial(method, temperature=0.5)),
         cached(augment={"rotation": 0.0}),
         cached(trainer=TRAINER | {"limit_train_batches": 2}),
+        cached(steps=1, epochs=None),  # the same step as epochs=1 here, but another budget rule
+        cached(warmup_steps=1),
+        cached(optimizer="adamw"),
+        cached(method=functools.partial(METHODS["moco"], **tiny_heads["moco"])),
+        cached(method=functools.partial(METHODS["moco"], **tiny_heads["moco"], momentum=0.99)),
     ]
-    assert len({export, *others}) == 7 and len(list((cache / "ssl").iterdir())) == 7
+    assert len({export, *others}) == 12 and len(list((cache / "ssl").iterdir())) == 12
     export.unlink()  # as if killed after its last checkpoint: the same call finds the folder and resumes
     assert cached() == export and [p.name for p in (export.parent / "logs").iterdir()] == ["version_0", "version_1"]
 
@@ -93,5 +107,48 @@ def test_bad_settings_name_the_culprit(pbc32, tmp_path, tiny_heads, tiny_backbon
 
 def test_any_timm_backbone_works(pbc32, tmp_path, tiny_heads):
     backbone = functools.partial(create_backbone, "resnet18", 3, 32)
-    export = run(pbc32, tmp_path, "byol", tiny_heads, backbone, epochs=1, batch_size=16)
+    export = run(pbc32, tmp_path, "byol", tiny_heads, backbone, steps=2, batch_size=16)
     assert load_backbone(export).num_features == 512
+
+
+def test_the_recorded_method_holds_every_argument_defaults_included():
+    """A changed class default must change the cache key: the key records resolved arguments."""
+    by_name = method_settings("moco")
+    assert by_name == method_settings(functools.partial(MoCo)) == method_settings(MoCo)
+    assert by_name["_target_"] == "medfew.ssl.moco.MoCo"
+    assert by_name["momentum"] == 0.9 and by_name["max_queue_fraction"] == 0.25 and "backbone" not in by_name
+    assert method_settings(functools.partial(functools.partial(MoCo, queue_size=8), momentum=0.9)) == by_name | {
+        "queue_size": 8, "momentum": 0.9}
+
+
+def test_the_budget_is_steps_or_epochs_never_both(pbc32, tmp_path, tiny_heads, tiny_backbone):
+    run(pbc32, tmp_path / "a", "simclr", tiny_heads, tiny_backbone, steps=3)
+    assert json.loads((tmp_path / "a" / "pretrain.json").read_text())["budget"] == {"steps": 3}
+    assert torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    run(pbc32, tmp_path / "b", "simclr", tiny_heads, tiny_backbone, steps=None, epochs=2)  # 2 x 32 // 8
+    assert torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+    with pytest.raises(ValueError, match="not neither: got steps = None, epochs = None"):
+        run(pbc32, tmp_path / "c", "simclr", tiny_heads, tiny_backbone, steps=None)
+    with pytest.raises(ValueError, match="not both: got steps = 3, epochs = 5 .*ssl.steps=null"):
+        run(pbc32, tmp_path / "c", "simclr", tiny_heads, tiny_backbone, steps=3, epochs=5)
+    with pytest.raises(ValueError, match="warmup_steps = 5 does not fit a budget of 4 steps"):
+        run(pbc32, tmp_path / "d", "simclr", tiny_heads, tiny_backbone, steps=4, warmup_steps=5)
+
+
+class QueueSize(pl.Callback):
+    def on_train_start(self, trainer, module) -> None:
+        self.size = module.method.queue_size
+
+
+def test_moco_queue_is_capped_below_the_pool(pbc32, tmp_path, tiny_heads, tiny_backbone):
+    method = MoCo(tiny_backbone(), **tiny_heads["moco"] | {"queue_size": 4096})
+    method.fit_pool(100)
+    assert method.queue_size == 25 and method.queue.size == (25, 16)  # a quarter of the pool
+    method.fit_pool(1000)
+    assert method.queue_size == 25  # capping never grows a queue
+    small = MoCo(tiny_backbone(), **tiny_heads["moco"] | {"queue_size": 16})
+    small.fit_pool(100)
+    assert small.queue_size == 16
+    seen = QueueSize()
+    run(pbc32, tmp_path, "moco", tiny_heads, tiny_backbone, steps=2, trainer=TRAINER | {"callbacks": [seen]})
+    assert tiny_heads["moco"]["queue_size"] == 32 and seen.size == 8  # 32 images in the pool

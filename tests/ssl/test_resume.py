@@ -24,11 +24,11 @@ def command(log_dir: Path, *overrides: str) -> list[str]:
 
 
 def test_killed_run_resumes_from_last_checkpoint_and_matches_an_uninterrupted_run(tmp_path, data_env):
-    epochs = "ssl.epochs=12"
+    budget = "ssl.steps=24"  # 12 epochs of 16 images / 8
     interrupted = tmp_path / "interrupted"
     run_dir = interrupted / "pretrain" / "bloodcells-simclr-conv4-seed0"
     process = subprocess.Popen(
-        command(interrupted, epochs), cwd=ROOT, env=data_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command(interrupted, budget), cwd=ROOT, env=data_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 120
@@ -40,11 +40,11 @@ def test_killed_run_resumes_from_last_checkpoint_and_matches_an_uninterrupted_ru
     killed_at = torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]
     assert killed_at < 11 and not (run_dir / "backbone.safetensors").exists()
 
-    resumed = subprocess.run(command(interrupted, epochs), cwd=ROOT, env=data_env, capture_output=True, text=True)
+    resumed = subprocess.run(command(interrupted, budget), cwd=ROOT, env=data_env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
     straight = tmp_path / "straight"
-    subprocess.run(command(straight, epochs), cwd=ROOT, env=data_env, check=True, capture_output=True)
+    subprocess.run(command(straight, budget), cwd=ROOT, env=data_env, check=True, capture_output=True)
 
     a = load_file(run_dir / "backbone.safetensors")
     b = load_file(straight / "pretrain" / "bloodcells-simclr-conv4-seed0" / "backbone.safetensors")
