@@ -46,6 +46,7 @@ from medfew.fewshot.meta_training import EpisodeBatches
 from medfew.learners import PrepareContext
 from medfew.learners.finetune import FineTune
 from medfew.models import create_backbone
+from medfew.seeding import derive_seed
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR, SEED = 5, 1, 1, 4, 0.5, 0  # queries = shots, as in learn2learn's examples
 
@@ -75,7 +76,7 @@ def medfew_seconds(learner: MAML, data: ImageData, iterations: int, accelerator:
 
 def bare_l2l_seconds(network: nn.Module, sampler: EpisodeSampler, iterations: int, device: torch.device) -> list[float]:
     """learn2learn's vision-example loop over the episodes medfew's first epoch draws."""
-    torch.manual_seed(SEED * 100_003)  # what medfew.training.EpochSeed sets at epoch 0
+    torch.manual_seed(derive_seed(SEED, 0))  # what medfew.training.EpochSeed sets at epoch 0
     episodes = iter(EpisodeBatches(sampler, META_BATCH, iterations + 1))
     maml = l2l.algorithms.MAML(network.to(device), lr=INNER_LR, first_order=False)
     opt = torch.optim.Adam(maml.parameters(), 1e-3)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -70,6 +71,18 @@ def pbc_split(bloodcells: ImageData) -> dict[str, ImageData]:
         novel=["lymphocyte", "monocyte", "neutrophil"],
     )
     return split.apply(preprocess(bloodcells, image_size=32))
+
+
+@pytest.fixture(scope="session")
+def pbc_png_folder(bloodcells: ImageData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's own folder: 4 PBC classes x 15 RGB PNGs (64 x 64), one subfolder per class, no split."""
+    folder = tmp_path_factory.mktemp("pbc_png")
+    for label, name in enumerate(bloodcells.class_names[:4]):
+        (folder / name).mkdir()
+        members = torch.nonzero(bloodcells.labels == label).flatten()[:15]
+        for i in members.tolist():
+            Image.fromarray(bloodcells.images[i].permute(1, 2, 0).numpy()).save(folder / name / f"cell{i}.png")
+    return folder
 
 
 @pytest.fixture

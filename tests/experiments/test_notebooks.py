@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_the_notebooks_exist():
-    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "add_a_learner"}
+    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "add_a_learner", "your_own_data"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -25,7 +25,7 @@ def test_notebook_is_stored_without_outputs(path: Path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_at_smoke_settings(path: Path, breastmnist, bloodcells, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_notebook_executes_at_smoke_settings(path: Path, breastmnist, bloodcells, brain_mri, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for name, value in {
         "MEDFEW_NOTEBOOK_SMOKE": "1",
         "MEDFEW_NOTEBOOK_OUT": str(tmp_path),
@@ -44,5 +44,8 @@ def test_notebook_executes_at_smoke_settings(path: Path, breastmnist, bloodcells
     assert tables, "no comparison table shown"
     if path.stem == "quickstart":
         assert images, "no plot shown"
+    if path.stem == "your_own_data":
+        assert len(tables) == 4 and "my_scans" in tables[-1]["data"]["text/markdown"]  # 2 folders x (few-shot, k-fold)
+        assert "patients in two parts: 0" in "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     if path.stem == "add_a_learner":
         assert "| nearest_neighbour |" in tables[0]["data"]["text/markdown"] and "| matching_net |" in tables[0]["data"]["text/markdown"]

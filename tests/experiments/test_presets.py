@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from medfew.config import apply_knobs
 from medfew.evaluation import compare
 from medfew.learners.registry import with_learner
 
@@ -23,6 +24,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def test_the_presets_are_the_documented_ones():
     assert set(PRESETS) >= {
         "breastmnist_label_efficiency", "pneumoniamnist_label_efficiency", "bloodcells_fewshot", "crossdomain", "label_efficiency",
+        "fewshot",
     }  # fmt: skip
 
 
@@ -30,9 +32,11 @@ def test_the_presets_are_the_documented_ones():
 def test_preset_and_its_learners_resolve(preset: str, compose_root, tmp_path: Path):
     for smoke in ([], ["debug=smoke"]):
         cfg = compose_root("config", tmp_path, [f"experiment={preset}", *smoke])
-        assert cfg.task_name == (preset if preset != "label_efficiency" else "breastmnist_label_efficiency")
+        generic = {"label_efficiency": "breastmnist_label_efficiency", "fewshot": "breastmnist_fewshot"}  # any data; default breastmnist
+        assert cfg.task_name == generic.get(preset, preset)
         for name in cfg.learners:
             learner = with_learner(cfg, name, cfg.learner_overrides.get(name)).learner
+            apply_knobs(learner, cfg.knobs)
             OmegaConf.resolve(learner)  # every interpolation of every learner resolves
             if smoke and "steps" in learner:
                 assert learner.steps == 2, name

@@ -1,0 +1,1 @@
+"""medfew's Hydra configs, installed as the package ``medfew.configs`` (``pkg://medfew.configs``)."""

@@ -1,0 +1,113 @@
+"""What each ``medfew`` command does with its composed config (``medfew.cli`` wraps them in Hydra).
+
+- ``run``: one comparison (``medfew.evaluation.compare``), then the primary table on the console;
+- ``pretrain``: self-supervised pretraining on the unlabeled pool, kNN on a held-out monitor;
+- ``metatrain``: ``run`` with one learner, meta-trained on base classes, scored on novel-class episodes;
+- ``audit``: exact and near-duplicate images across the splits of a data config.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import CSVLogger
+
+from medfew.config import apply_knobs
+from medfew.data import ImageData, audit_duplicates
+from medfew.evaluation import compare
+from medfew.evaluation.folds import load_data
+from medfew.files import write_atomic, write_text
+from medfew.models import load_backbone
+from medfew.ssl import knn_accuracy, pool_and_monitor
+from medfew.ssl.monitor import halves
+from medfew.tracking import log_backbone, wandb_loggers
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Compare the configured learners; print the primary metric's table and where the rest is."""
+    summary = compare(cfg)
+    if not summary:  # a helping DDP process
+        return summary
+    out = Path(cfg.paths.output_dir)
+    print(console_table(out / "summary.md"))
+    print(f"full summary, plots and results.csv: {out}")
+    return summary
+
+
+def console_table(summary_md: Path) -> str:
+    """summary.md up to the end of its first metric table (the primary metric)."""
+    lines = summary_md.read_text().splitlines()
+    tables = [i for i, line in enumerate(lines) if line.startswith("|")]
+    if not tables:
+        return "\n".join(lines)
+    end = next((i for i in range(tables[0], len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[:end])
+
+
+def pretrain(cfg: DictConfig) -> Path:
+    """SSL on the unlabeled pool of ``cfg.data`` (minus a labelled monitor split); returns the export path."""
+    out = Path(cfg.paths.output_dir)
+    apply_knobs(cfg.ssl, cfg.knobs, prefix=("pretrain",))
+    write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    data = load_data(cfg.data)
+    pool, monitor = pool_and_monitor(data, cfg.monitor_per_class, cfg.seed)
+    if cfg.max_images is not None and cfg.max_images < len(pool):
+        generator = torch.Generator().manual_seed(cfg.seed)
+        pool = pool.subset(torch.randperm(len(pool), generator=generator)[: cfg.max_images])
+    run = instantiate(cfg.logger, _partial_=True)(config=OmegaConf.to_container(cfg, resolve=True))
+    loggers = [CSVLogger(out, name="logs"), *wandb_loggers(run)]
+    export = instantiate(cfg.ssl)(pool, out, cfg.seed, monitor=monitor, logger=loggers)
+    bank, query = halves(monitor)
+    print(f"pool: {len(pool)} images; monitor: {len(monitor)} labelled")
+    accuracy = knn_accuracy(load_backbone(export), bank, query, cfg.ssl.knn_k)
+    print(f"kNN accuracy of the exported backbone on the monitor split: {accuracy:.3f}")
+    print(f"export: {export}")
+    if run is not None:
+        run.summary["monitor/knn_acc"] = accuracy
+        log_backbone(run, export)
+        run.finish()
+    return export
+
+
+def metatrain(cfg: DictConfig) -> dict[str, Any]:
+    """``run`` with one learner: ``cfg.learner`` (composed by name, edited as ``learner.*``) under
+    the episodes protocol; meta-training happens in its ``prepare``."""
+    name = HydraConfig.get().runtime.choices.learner
+    with open_dict(cfg):
+        cfg.learners = [name]
+        cfg.learner_overrides = {name: cfg.pop("learner")}
+    return run(cfg)
+
+
+def audit(cfg: DictConfig) -> dict[str, int]:
+    """Run the leakage audit for ``cfg.data`` and write ``cfg.csv``; return the counts."""
+    data = instantiate(cfg.data.source)
+    report = audit_duplicates(data, cfg.threshold)
+    rows = report.rows()
+    for row in rows:
+        row["first_label"], row["second_label"] = (label_name(data, row[k]) for k in ("first", "second"))
+    counts = report.counts() | {"label_conflicts": sum(r["first_label"] != r["second_label"] for r in rows), "images": len(data)}
+    path = Path(cfg.csv)
+    columns = list(rows[0]) if rows else ["kind", "distance", "first", "second"]
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(path, write)
+    print(f"{data.name}: threshold {cfg.threshold}; {json.dumps(counts, indent=1)}\npairs written to {path}")
+    return counts
+
+
+def label_name(data: ImageData, index: int) -> str:
+    label = int(data.labels[index])
+    return data.class_names[label] if label >= 0 else "unlabeled"

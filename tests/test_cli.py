@@ -1,0 +1,72 @@
+"""The installed `medfew` command: every entry point from any folder, and debug=smoke with any backbone."""
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from medfew import apps
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDFEW = Path(sys.executable).parent / "medfew"  # the console script of this environment
+
+
+def test_help_lists_every_command():
+    done = subprocess.run([str(MEDFEW), "--help"], capture_output=True, text=True, check=True)
+    for command in ("run", "pretrain", "metatrain", "audit", "gather"):
+        assert f"  {command} " in done.stdout
+    wrong = subprocess.run([str(MEDFEW), "rnu"], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "unknown command 'rnu'" in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("config", ["experiment=bloodcells_fewshot", "learners=[prototype,protonet,finetune]"]),
+        ("config", []),
+        ("pretrain", []),
+        ("metatrain", ["learner=maml"]),
+    ],
+)
+def test_debug_smoke_runs_any_entry_point_with_resnet18(name, overrides, bloodcells, breastmnist, compose_root, tmp_path):
+    cfg = compose_root(name, tmp_path, ["backbone=resnet18", "debug=smoke", *overrides])
+    assert cfg.smoke and cfg.backbone.name == "resnet18" and cfg.data.image_size == 28
+    app = {"config": apps.run, "pretrain": apps.pretrain, "metatrain": apps.metatrain}[name]
+    app(cfg)
+    if name == "config":
+        summary = (tmp_path / "summary.md").read_text()
+        assert "SMOKE RUN" in summary.splitlines()[2]
+    elif name == "pretrain":
+        assert (tmp_path / "backbone.safetensors").exists()
+    else:
+        assert (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_a_plain_install_runs_from_outside_the_checkout(shared_file, tmp_path):
+    """`pip install .` (not editable) into a scratch virtualenv: the configs ship inside the package."""
+    scratch = tmp_path / "venv"
+    venv.create(scratch, with_pip=True)
+    site = next((scratch / "lib").glob("python3*/site-packages"))
+    # reuse this environment's dependencies (read-only path entry: its editable medfew finder is not loaded)
+    (site / "deps.pth").write_text(next(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    pip = [str(scratch / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT)]
+    subprocess.run(pip, check=True, capture_output=True, timeout=300)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = os.environ | {"WANDB_MODE": "offline", "MEDFEW_DATA": str(shared_file("breastmnist.npz").parent)}
+    command = [str(scratch / "bin" / "medfew"), "run", "debug=smoke"]  # `make run`'s job, shrunk, W&B offline
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    console = (done.stdout + done.stderr).splitlines()
+    assert len(console) <= 40, "\n".join(console)  # one screen: progress, a line per learner, the primary table
+    installed = subprocess.run(
+        [str(scratch / "bin" / "python"), "-c", "import medfew; print(medfew.__file__)"], capture_output=True, text=True, cwd=work
+    )
+    assert str(scratch) in installed.stdout  # the installed copy ran, not the checkout
+    summaries = list((work / "outputs").rglob("summary.md"))
+    assert len(summaries) == 1 and summaries[0].parent.name.endswith("-smoke")
+    assert "logreg_pixels" in done.stdout  # the default learners were found in the shipped configs
