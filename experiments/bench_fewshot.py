@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-from medfew.data import EpisodeSampler, ImageData, load_labelled_npz
+from medfew.data import EpisodeSampler, ImageData, load_labelled_npz, to_float
 from medfew.fewshot import MetaTraining, meta_train
 from medfew.fewshot.maml import MAML
 from medfew.fewshot.meta_training import EpisodeBatches
@@ -158,7 +158,7 @@ def medfew_episodes_per_second(data: ImageData, n_episodes: int, device: str | N
 
 def finetune_seconds(data: ImageData, channels_last: bool, steps: int, device: torch.device) -> float:
     """Wall time of one FineTune.adapt on the first 10 images of each of 3 classes."""
-    support = torch.cat([data.images[data.labels == c][:10] for c in range(3)]).to(device).float() / 255
+    support = to_float(torch.cat([data.images[data.labels == c][:10] for c in range(3)]).to(device))
     labels = torch.arange(3, device=device).repeat_interleave(10)
     torch.manual_seed(SEED)
     learner = FineTune(partial(create_backbone, "conv4", 3, 64), steps=steps, channels_last=channels_last).to(device)

@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from medfew.console import configure_console
-from medfew.data import ImageData, preprocess
+from medfew.data import ImageData, preprocess, to_float
 from medfew.ssl import METHODS, pool_and_monitor
 from medfew.ssl.monitor import embed, embedding_std, halves, knn_scores
 
@@ -73,7 +73,7 @@ def recalibrated(encoder: nn.Module, pool: ImageData) -> nn.Module:
     encoder.train()
     with torch.no_grad():
         for chunk in pool.images.split(256):
-            encoder(chunk.float() / 255)
+            encoder(to_float(chunk))
     return encoder.eval()
 
 

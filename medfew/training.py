@@ -37,8 +37,7 @@ def resolve_precision(precision: str | int, device_type: str) -> str | int:
     """``auto`` -> ``bf16-mixed`` where ``device_type`` has bf16 hardware, else ``16-mixed`` on CUDA
     and ``32-true`` elsewhere; any other (Lightning) value is returned as is.
 
-    bf16-mixed was faster for every network measured on an AVX512-BF16 CPU (fine-tune steps,
-    batch 64, one thread: Conv-4 28 px 1.8x, ResNet-18 28 px 1.3x, 28 px CIFAR stem 1.9x, 64 px 1.65x).
+    bf16-mixed was the faster one for every network measured on an AVX512-BF16 CPU (BENCHMARKS.md, part 4).
     """
     if precision != "auto":
         return precision

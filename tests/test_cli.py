@@ -1,6 +1,7 @@
 """The installed `medfew` command: every entry point from any folder, and debug=smoke with any backbone."""
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -36,13 +37,11 @@ def test_debug_smoke_runs_any_entry_point_with_resnet18(name, overrides, bloodce
     assert cfg.smoke and cfg.backbone.name == "resnet18" and cfg.data.image_size == 28
     app = {"config": apps.run, "pretrain": apps.pretrain, "metatrain": apps.metatrain}[name]
     app(cfg)
-    if name == "config":
+    if name == "pretrain":
+        assert (tmp_path / "backbone.safetensors").exists()
+    else:  # metatrain scores its one learner like run
         summary = (tmp_path / "summary.md").read_text()
         assert "SMOKE RUN" in summary.splitlines()[2]
-    elif name == "pretrain":
-        assert (tmp_path / "backbone.safetensors").exists()
-    else:
-        assert (tmp_path / "results.json").exists()
 
 
 @pytest.mark.slow
@@ -53,8 +52,13 @@ def test_a_plain_install_runs_from_outside_the_checkout(shared_file, tmp_path):
     site = next((scratch / "lib").glob("python3*/site-packages"))
     # reuse this environment's dependencies (read-only path entry: its editable medfew finder is not loaded)
     (site / "deps.pth").write_text(next(p for p in sys.path if p.endswith("site-packages")) + "\n")
-    pip = [str(scratch / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT)]
-    subprocess.run(pip, check=True, capture_output=True, timeout=300)
+    pip = [str(scratch / "bin" / "python"), "-m", "pip"]
+    # the build uses this environment's setuptools: the old one that venv seeds on Python 3.11 lacks bdist_wheel
+    subprocess.run([*pip, "uninstall", "--yes", "--quiet", "setuptools"], check=True, capture_output=True, timeout=120)
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "outputs", "build", "*.egg-info", "wandb", "__pycache__"))
+    built = subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation", str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = os.environ | {"WANDB_MODE": "offline", "MEDFEW_DATA": str(shared_file("breastmnist.npz").parent)}

@@ -2,7 +2,7 @@ from medfew.data.augment import medical_augment
 from medfew.data.audit import DuplicateReport, audit_duplicates, duplicate_indices
 from medfew.data.dataset import UNLABELED, ImageData, concat
 from medfew.data.dicom import load_dicom_folder
-from medfew.data.episodes import Episode, EpisodeIndices, EpisodeSampler, EpisodeSet
+from medfew.data.episodes import Episode, EpisodeIndices, EpisodeSampler, EpisodeSet, to_float
 from medfew.data.folder import load_image_folder
 from medfew.data.medmnist import load_medmnist
 from medfew.data.npz import load_labelled_npz
@@ -34,4 +34,5 @@ __all__ = [
     "make_splits",
     "medical_augment",
     "preprocess",
+    "to_float",
 ]

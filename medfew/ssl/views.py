@@ -14,6 +14,7 @@ import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
+from medfew.data import to_float
 from medfew.data.augment import medical_augment
 from medfew.ssl.base import ViewSpec
 
@@ -46,7 +47,7 @@ class Views(nn.Module):
         self.local_crop = K.RandomResizedCrop((image_size, image_size), scale=tuple(spec.local_scale))
 
     def forward(self, images: Tensor) -> list[Tensor]:
-        x = images.mul(1 / 255)  # uint8 -> float in one pass
+        x = to_float(images)
         n_global, n_local = self.spec.n_global, self.spec.n_local
         # one augmentation call over every copy (parameters are drawn per image, so the
         # copies differ): a few large kernels instead of many small ones

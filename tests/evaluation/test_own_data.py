@@ -5,6 +5,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from medfew.evaluation import compare
@@ -79,13 +80,17 @@ def test_a_changed_weights_file_is_another_learner(breastmnist, compose_root, tm
     """The result key covers the bytes of a pretrained backbone file, not only its path."""
     from medfew.models import create_backbone, save_backbone
 
-    weights = save_backbone(create_backbone("conv4", image_size=28, model_kwargs={"hidden": 8}), tmp_path / "weights.safetensors")
+    def save(seed):  # the global generator's state after a run is that run's, so seed it here
+        torch.manual_seed(seed)
+        return save_backbone(create_backbone("conv4", image_size=28, model_kwargs={"hidden": 8}), tmp_path / "weights.safetensors")
+
+    weights = save(0)
     overrides = [
         "learners=[prototype]", "seeds=[0]", "protocol.fractions=[1.0]", f"backbone.pretrained={weights}",
         "backbone.model_kwargs.hidden=8", "report.reference=prototype",
     ]  # fmt: skip
     compare(compose_root("config", tmp_path / "run", overrides))
-    save_backbone(create_backbone("conv4", image_size=28, model_kwargs={"hidden": 8}), weights)  # other random weights
+    save(1)  # other random weights, same path
     compare(compose_root("config", tmp_path / "run", overrides))
     hashes = [row["learner_hash"] for row in read_rows(tmp_path / "run" / "results.csv")]
     assert len(hashes) == 2 and hashes[0] != hashes[1]  # scored again, not reused

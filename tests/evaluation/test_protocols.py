@@ -38,7 +38,7 @@ def test_label_budget_hash_identifies_the_labelled_subset(breastmnist, tmp_path:
 
 
 def test_label_budget_needs_a_test_split(bloodcells):
-    with pytest.raises(ValueError, match="needs an official test split"):
+    with pytest.raises(ValueError, match="needs train and test images; .* has splits none. Set data.split=stratified .* or data.split=kfold"):
         LabelBudgetProtocol(bloodcells, per_class=[5])
 
 

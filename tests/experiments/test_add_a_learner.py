@@ -20,4 +20,4 @@ def test_matching_net_appears_in_the_comparison_table(bloodcells, compose_root, 
     cell = summary["results"]["acc"]["matching_net"]["shots=5"]
     assert cell["n"] == 2 and 0 <= cell["mean"] <= 1 and cell["vs_reference"]["n"] == 2
     assert "| matching_net |" in (tmp_path / "summary.md").read_text()
-    assert list((tmp_path / "work").glob("matching_net-*/seed0/checkpoints/last.ckpt"))  # it meta-trained on base classes
+    assert list((tmp_path / "work").glob("matching_net-*/*/seed0/checkpoints/last.ckpt"))  # it meta-trained on base classes

@@ -67,7 +67,7 @@ def fake_job(
     (job / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
     row = dict.fromkeys(COLUMNS, 0) | {
         "dataset": "d", "protocol": "label_budget", "learner": learner, "learner_hash": "h", "setting": f"per_class={per_class}", "kind": "per_class",
-        "value": per_class, "seed": seed, "split_hash": f"s{seed}", "episode": 0, "n_way": 2, "acc": bal_acc, "bal_acc": bal_acc, "macro_f1": bal_acc,
+        "value": per_class, "seed": seed, "split_hash": f"s{seed}", "episode": 0, "n_way": 2, "n_present": 2, "acc": bal_acc, "bal_acc": bal_acc, "macro_f1": bal_acc,
         "auroc": bal_acc, "ece": 0.1, "per_class_acc": json.dumps({"a": 1.0, "b": 0.0}),
         "confusion": json.dumps({"classes": ["a", "b"], "counts": [[1, 0], [1, 0]]}),
     }  # fmt: skip
@@ -122,7 +122,7 @@ def test_jobs_scoring_the_same_learner_and_seed_twice_are_named(tmp_path: Path):
     fake_job(tmp_path, "b", ["trainer=cpu", "seeds=[0,1]"], "finetune", 0, 0.7)
     with pytest.raises(
         ValueError,
-        match="jobs a and b both scored learner finetune, per_class=5, seed 0",
+        match="jobs a and b both scored learner finetune, fold 0, per_class=5, seed 0",
     ):
         gather(tmp_path, report=REPORT)
 
