@@ -28,7 +28,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from medfew.evaluation.report import SMOKE, format_cell
-from medfew.files import write_json
+from medfew.files import write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_LABELS = ("learners=[finetune]", "protocol.fractions=[1.0]")  # MedMNIST's published setting
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> Path:
     for job in [] if args.render_only else args.only.split(","):
         run_job(command(job, args.budget, runs, args.overrides), runs / job)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(text, runs))
+    write_text(out, render(text, runs))
     print(f"[benchmark] wrote {out}")
     return out
 
