@@ -45,6 +45,7 @@ from medfew.learners.base import Learner, PrepareContext
 from medfew.learners.registry import learner_config, with_learner
 from medfew.seeding import derive_seed
 from medfew.tracking import log_comparison
+from medfew.training import accelerator_device
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_S = 60.0  # a killed run loses at most this much scoring
@@ -189,7 +190,7 @@ def run_learner(
 
     ``run`` (a W&B run or None) reaches ``prepare`` as ``context.logger``.
     """
-    hash_, scored, device = learner_hash(node), results.scored(), resolve_device(cfg.device)
+    hash_, scored, device = learner_hash(node), results.scored(), torch.device(accelerator_device(cfg.device))
     start, rows, kept = time.perf_counter(), [], 0
     for fold in folds:
         protocol, workdir = fold.protocol, out / "work" / f"{name}-{hash_}" / fold.name
@@ -233,13 +234,6 @@ def score_tasks(
     if unsaved:
         results.append(unsaved)
     return rows + unsaved
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_learner(learner_cfg: DictConfig, name: str, context: PrepareContext, device: torch.device) -> Learner:
