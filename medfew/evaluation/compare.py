@@ -39,7 +39,7 @@ from medfew.evaluation.metrics import check_probabilities, classification_metric
 from medfew.evaluation.protocols import Task
 from medfew.evaluation.report import summary_table, write_report
 from medfew.evaluation.results import ResultsFile, row_key
-from medfew.files import RunLock, write_text
+from medfew.files import RunLock, write_json, write_text
 from medfew.hashing import content_hash
 from medfew.learners.base import Learner, PrepareContext
 from medfew.learners.registry import learner_config, with_learner
@@ -63,19 +63,20 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
         settings = {name: OmegaConf.to_container(node.learner, resolve=True) for name, node in learners.items()}
         resolved = OmegaConf.to_container(cfg, resolve=True) | {"learner_settings": settings}
         check_backbone(cfg)
-        folds = make_folds(cfg, load_data(cfg.data), out if primary else None)
+        folds, leakage = make_folds(cfg, load_data(cfg.data))
         results = ResultsFile(out / "results.csv")
-        if primary:
-            write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
+        if primary:  # refused before anything in the folder is rewritten
             check_run_folder(out, record(cfg, folds), results)
+            write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
+            write_json(out / "leakage.json", leakage)
         run = instantiate(cfg.logger, _partial_=True)(config=resolved)
-        with logging_redirect_tqdm(), progress(cfg, folds, learners, results, primary) as bar:
+        hashes = {name: learner_hash(node) for name, node in learners.items()}
+        with logging_redirect_tqdm(), progress(cfg, folds, hashes, results, primary) as bar:
             for name, node in learners.items():
-                run_learner(cfg, folds, name, node, results, out, run, bar)
+                run_learner(cfg, folds, name, node, hashes[name], results, out, run, bar)
         if not primary:
             return {}
         current = {(f.name, f.data_hash) for f in folds}
-        hashes = {name: learner_hash(node) for name, node in learners.items()}
         rows = [r for r in results.read() if hashes.get(r["learner"]) == r["learner_hash"] and (r["fold"], r["data_hash"]) in current]
         summary = write_report(rows, out, header=header(cfg, folds), **cfg.report)
         if run is not None:
@@ -164,12 +165,13 @@ def searchpath() -> list[str]:
     return list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
 
 
-def progress(cfg: DictConfig, folds: list[Fold], learners: dict[str, DictConfig], results: ResultsFile, show: bool) -> tqdm:
-    """One bar over every task left to score (learner x fold x seed x setting x episode)."""
+def progress(cfg: DictConfig, folds: list[Fold], hashes: dict[str, str], results: ResultsFile, show: bool) -> tqdm:
+    """One bar over every task left to score (learner x fold x seed x setting x episode); ``hashes``:
+    learner name -> learner_hash."""
     done = {key: len(episodes) for key, episodes in results.scored().items()}
     total = sum(
-        fold.protocol.n_tasks(setting) - done.get(row_key(identity(cfg, fold, name, learner_hash(node), setting, seed)), 0)
-        for fold in folds for name, node in learners.items() for seed in cfg.seeds for setting in fold.protocol.settings()
+        fold.protocol.n_tasks(setting) - done.get(row_key(identity(cfg, fold, name, hash_, setting, seed)), 0)
+        for fold in folds for name, hash_ in hashes.items() for seed in cfg.seeds for setting in fold.protocol.settings()
     )  # fmt: skip
     return tqdm(total=total, unit="task", desc="scoring", disable=None if show else True, dynamic_ncols=True, smoothing=0.05)
 
@@ -184,13 +186,13 @@ def identity(cfg: DictConfig, fold: Fold, name: str, hash_: str, setting, seed: 
 
 
 def run_learner(
-    cfg: DictConfig, folds: list[Fold], name: str, node: DictConfig, results: ResultsFile, out: Path, run: Any, bar: tqdm
+    cfg: DictConfig, folds: list[Fold], name: str, node: DictConfig, hash_: str, results: ResultsFile, out: Path, run: Any, bar: tqdm
 ) -> None:
     """Score learner ``name`` on every (fold, seed, setting, task) not yet in ``results``; log one line.
 
     ``run`` (a W&B run or None) reaches ``prepare`` as ``context.logger``.
     """
-    hash_, scored, device = learner_hash(node), results.scored(), torch.device(accelerator_device(cfg.device))
+    scored, device = results.scored(), torch.device(accelerator_device(cfg.device))
     start, rows, kept = time.perf_counter(), [], 0
     for fold in folds:
         protocol, workdir = fold.protocol, out / "work" / f"{name}-{hash_}" / fold.name

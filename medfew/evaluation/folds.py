@@ -59,9 +59,9 @@ def fingerprint(name: str, data: ImageData) -> str:
     return content_hash(name, data.images, data.labels, data.split if data.split is not None else "no split")
 
 
-def make_folds(cfg: DictConfig, data: ImageData, out: Path | None) -> list[Fold]:
-    """The folds of ``cfg.data.split``, each screened for leakage and with its protocol; the leakage
-    records go to ``<out>/leakage.json`` (None: not written)."""
+def make_folds(cfg: DictConfig, data: ImageData) -> tuple[list[Fold], dict[str, Any]]:
+    """The folds of ``cfg.data.split``, each screened for leakage and with its protocol, and what
+    leakage.json records of them."""
     build = instantiate(cfg.protocol, _partial_=True)
     if not build.func.cuts_images:
         if cfg.data.split != "official":
@@ -76,9 +76,7 @@ def make_folds(cfg: DictConfig, data: ImageData, out: Path | None) -> list[Fold]
     for name, part in cuts:
         part, records[name] = screen_leakage(part, cfg.leakage.check, cfg.leakage.threshold)
         folds.append(Fold(name, part, build(data=part), fingerprint(name, part)))
-    if out is not None:
-        write_json(out / "leakage.json", records if len(records) > 1 else next(iter(records.values())))
-    return folds
+    return folds, records if len(records) > 1 else next(iter(records.values()))
 
 
 def split_settings(cfg: DictConfig) -> dict[str, Any]:

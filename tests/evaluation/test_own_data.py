@@ -48,10 +48,11 @@ def test_kfold_on_an_rgb_png_folder_pools_its_folds(pbc_png_folder, compose_root
 )
 def test_a_rerun_with_other_data_is_refused_by_name(change, differs, pbc_png_folder, compose_root, tmp_path):
     compare(compose_root("config", tmp_path, own_folder(pbc_png_folder, "learners=[prototype_pixels]")))
-    before = (tmp_path / "results.csv").read_text()
+    kept = ("results.csv", "config_resolved.yaml", "data.json", "leakage.json")
+    before = {name: (tmp_path / name).read_text() for name in kept}
     with pytest.raises(ValueError, match=rf"holds results of other data: fold 'repeat0-fold\d' has fingerprint \w{{16}} there, .*{differs}"):
         compare(compose_root("config", tmp_path, own_folder(pbc_png_folder, "learners=[prototype_pixels]", *change)))
-    assert (tmp_path / "results.csv").read_text() == before  # nothing overwritten
+    assert {name: (tmp_path / name).read_text() for name in kept} == before  # nothing overwritten
 
 
 def test_changed_images_on_disk_are_refused(pbc_png_folder, compose_root, tmp_path):
