@@ -55,6 +55,10 @@ def to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         frame[column] = np.array([number(v, column) for v in frame[column]], dtype=float)
     for column in ("fold", "data_hash", "split_hash"):
         frame[column] = frame[column].astype(str)
+    absent = frame[~(frame["n_present"] >= 1)]
+    if len(absent):
+        row = absent.iloc[0]
+        raise ValueError(f"n_present = {row['n_present']} (classes present in the evaluated labels) must be >= 1 ({row['learner']}, {row['setting']})")
     for metric in METRICS:
         bad = frame[~(frame[metric].between(0, 1 + 1e-6) | frame[metric].isna())]
         if len(bad):

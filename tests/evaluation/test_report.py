@@ -76,6 +76,8 @@ def test_rows_read_back_from_csv_keep_nan_and_refuse_inf(tmp_path: Path):
     assert "| finetune | n/a (NaN in the results (cause not recorded); one class in the evaluated labels: AUROC needs two) |" in text
     with pytest.raises(ValueError, match=r"auroc = inf outside \[0, 1\] \(finetune, per_class=5, seed 0\)"):
         to_frame([row("finetune", 0, 0.7, auroc="inf")])
+    with pytest.raises(ValueError, match=r"n_present = 0.0 \(classes present in the evaluated labels\) must be >= 1 \(finetune, per_class=5\)"):
+        to_frame([row("finetune", 0, 0.7, n_present=0)])
     with pytest.raises(ValueError, match="column acc: cannot read 'high' as a number"):
         to_frame([row("finetune", 0, 0.7, acc="high")])
     with pytest.raises(ValueError, match=r"lack the columns \['fold', 'data_hash'\]"):
