@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, Node, OmegaConf
 
 
 def leaf_paths(node: DictConfig, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -25,6 +25,13 @@ def leaf_paths(node: DictConfig, prefix: tuple[str, ...] = ()) -> Iterator[tuple
             yield (*prefix, str(key))
 
 
+def leaf(node: DictConfig, path: tuple[str, ...]) -> Node:
+    """The node at ``path``, its interpolation unresolved."""
+    for key in path:
+        node = node._get_node(key)
+    return node
+
+
 def knob_for(path: tuple[str, ...], knobs: Mapping[str, Any]) -> str | None:
     """The knob whose dotted name is the longest suffix of ``path`` (None: no knob applies)."""
     matches = [name for name in knobs if tuple(name.split(".")) == path[-len(name.split(".")) :]]
@@ -32,7 +39,9 @@ def knob_for(path: tuple[str, ...], knobs: Mapping[str, Any]) -> str | None:
 
 
 def apply_knobs(node: DictConfig, knobs: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> set[str]:
-    """Set every leaf of ``node`` that a non-null knob names; return the knobs that applied.
+    """Set every non-null leaf of ``node`` that a non-null knob names; return the knobs that applied.
+
+    A null leaf is a setting turned off (``steps: null`` when the budget is in ``epochs``) and stays so.
 
     ``prefix`` is the path knobs see ``node`` at: ``("pretrain",)`` lets ``pretrain.steps`` reach
     the SSL settings of ``medfew pretrain``, which sit at ``ssl`` there and at ``pretrain`` in a learner.
@@ -41,7 +50,7 @@ def apply_knobs(node: DictConfig, knobs: Mapping[str, Any], prefix: tuple[str, .
     used = set()
     for path in list(leaf_paths(node)):
         name = knob_for((*prefix, *path), knobs)
-        if name is not None:
+        if name is not None and not leaf(node, path)._is_none():
             OmegaConf.update(node, ".".join(path), knobs[name], merge=False)
             used.add(name)
     return used

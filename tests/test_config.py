@@ -8,7 +8,7 @@ from medfew.evaluation import compare
 from medfew.learners.registry import with_learner
 
 
-def test_knobs_set_every_leaf_they_name_longest_suffix_first():
+def test_knobs_set_every_set_leaf_they_name_longest_suffix_first():
     node = OmegaConf.create(
         {
             "steps": 300,
@@ -19,10 +19,11 @@ def test_knobs_set_every_leaf_they_name_longest_suffix_first():
         }
     )
     used = apply_knobs(node, {"steps": 2, "pretrain.steps": 7, "epochs": 1, "steps_per_epoch": None, "backbone.x": 3})
-    assert node.steps == 2 and node.pretrain.steps == 7 and node.pretrain.epochs == 1
+    assert node.steps == 2 and node.pretrain.epochs == 1
+    assert node.pretrain.steps is None  # a budget in epochs stays in epochs: a null setting is off
     assert node.meta_training.steps_per_epoch == 100  # a null knob keeps the learner's own
     assert node.lr == 0.1 and node.pretrain.batch_size == 256
-    assert used == {"steps", "pretrain.steps", "epochs"}
+    assert used == {"steps", "epochs"}
 
 
 def test_nested_knobs_from_the_command_line_are_dotted_names():
@@ -67,3 +68,11 @@ def test_smoke_shrinks_every_learner_by_its_setting_names(compose_root, tmp_path
         if learner.get("pretrain"):
             assert (learner.pretrain.steps, learner.pretrain.epochs) == (2, None), name
     assert cfg.smoke and cfg.protocol.n_episodes == 2
+
+
+def test_smoke_keeps_an_epoch_budget_in_epochs(compose_root, tmp_path):
+    overrides = ["debug=smoke", "+learner_overrides.ssl_finetune.pretrain={steps: null, epochs: 50}"]
+    cfg = compose_root("config", tmp_path, overrides)
+    learner = with_learner(cfg, "ssl_finetune", cfg.learner_overrides.ssl_finetune).learner
+    apply_knobs(learner, cfg.knobs)
+    assert (learner.pretrain.steps, learner.pretrain.epochs, learner.steps) == (None, 1, 2)
