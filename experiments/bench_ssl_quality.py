@@ -34,6 +34,7 @@ from torch import nn
 
 from medfew.console import configure_console
 from medfew.data import ImageData, preprocess, to_float
+from medfew.models import open_residual_branches
 from medfew.ssl import METHODS, pool_and_monitor
 from medfew.ssl.monitor import embed, embedding_std, halves, knn_scores
 
@@ -43,15 +44,11 @@ LONG = {"steps": 1000, "batch_size": 128}
 
 
 def config(method: str, args: argparse.Namespace) -> DictConfig:
-    # timm ResNets zero-initialise the last BatchNorm of every residual branch; with the ImageNet
-    # stem at 28-32 px the random network then sees only the top-left 12 x 12 pixels (1x1
-    # stride-2 shortcuts keep position 0), so there is nothing to bootstrap from. lightly's
-    # examples use torchvision ResNets, whose branches start non-zero: so does this benchmark.
-    blind = [] if args.zero_init_last or not args.backbone.startswith("resnet") else ["++backbone.model_kwargs.zero_init_last=false"]
     overrides = [
         f"ssl={method}", f"backbone={args.backbone}", "augment=microscopy", f"data.image_size={args.image_size}",
         f"ssl.steps={args.steps}", f"ssl.batch_size={args.batch_size}", "logger=none", f"seed={args.seed}",
-        f"monitor_per_class={args.monitor_per_class}", "trainer.enable_progress_bar=false", *blind, *args.override,
+        f"monitor_per_class={args.monitor_per_class}", "trainer.enable_progress_bar=false",
+        f"ssl.zero_init_last={str(args.zero_init_last).lower()}", *args.override,
     ]
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         return compose("pretrain", overrides=overrides)
@@ -101,7 +98,7 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="the longer budget")
     parser.add_argument("--backbone", default="resnet18", help="a configs/backbone name")
     parser.add_argument("--image-size", type=int, default=28)
-    parser.add_argument("--zero-init-last", action="store_true", help="keep timm's zero-initialised residual branches (ResNets)")
+    parser.add_argument("--zero-init-last", action="store_true", help="keep timm's zero-initialised residual branches (ssl.zero_init_last=true)")
     parser.add_argument("--monitor-per-class", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -125,6 +122,8 @@ def main() -> None:
     pool, monitor = pool_and_monitor(data, cfg.monitor_per_class, cfg.seed)
     pl.seed_everything(args.seed, verbose=False)  # pretrain seeds the same way: this is every method's start
     encoder = instantiate(cfg.backbone)()
+    if not args.zero_init_last:
+        open_residual_branches(encoder)  # as pretrain starts it
     knn0, std0 = measure(encoder, monitor, cfg.ssl.knn_k)
     knn1, std1 = measure(recalibrated(encoder, pool), monitor, cfg.ssl.knn_k)
     print(

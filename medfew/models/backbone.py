@@ -254,6 +254,27 @@ def load_weights(net: nn.Module, state: dict[str, Tensor], path: Path) -> None:
         ) from error
 
 
+@torch.no_grad()
+def open_residual_branches(backbone: nn.Module) -> int:
+    """Undo timm's zero-initialised residual branches: set to one every all-zero BatchNorm weight of a
+    block with ``zero_init_last`` (timm's ResNet family); return how many were set.
+
+    timm starts each branch at zero (Goyal et al. 2017, good for supervised training from scratch);
+    torchvision, and lightly's SSL examples, start them at one. With zero branches and the ImageNet
+    stem at 28 px a random ResNet-18 sees a few pixels only (kNN 0.100 against 0.520 on PBC, BENCHMARKS.md
+    part 6), which leaves bootstrap SSL methods nothing to start from. Trained weights are never all zero,
+    so a pretrained backbone is left as it is.
+    """
+    norms = [
+        norm for block in backbone.modules() if hasattr(block, "zero_init_last")
+        for norm in block.modules() if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.weight is not None
+    ]
+    opened = [norm for norm in norms if not norm.weight.any()]
+    for norm in opened:
+        norm.weight.fill_(1.0)
+    return len(opened)
+
+
 def save_backbone(backbone: Backbone, path: str | os.PathLike) -> Path:
     """Write the backbone's weights and spec to one safetensors file."""
     path = Path(path)

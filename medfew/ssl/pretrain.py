@@ -17,7 +17,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch import Tensor
 
 from medfew.data.dataset import ImageData
-from medfew.models import Backbone, save_backbone
+from medfew.models import Backbone, open_residual_branches, save_backbone
 from medfew.ssl.barlow_twins import BarlowTwins
 from medfew.ssl.base import SSLMethod
 from medfew.ssl.byol import BYOL
@@ -100,6 +100,7 @@ def pretrain(
     lr: float | None = None,
     weight_decay: float | None = None,
     warmup_steps: int | None = None,
+    zero_init_last: bool = False,
     trainer: Mapping[str, Any] | None = None,
     logger: Any = None,
     monitor: ImageData | None = None,
@@ -127,6 +128,8 @@ def pretrain(
         batch_size: per-device batch size (the last partial batch of an epoch is dropped).
         optimizer, lr, weight_decay: override the method's ``recipe`` (lr is per 256 images).
         warmup_steps: linear lr warmup; None: the recipe's fraction of the budget.
+        zero_init_last: keep timm's zero-initialised residual branches in a random ResNet; False
+            (default) starts them at one, as lightly's examples do (``open_residual_branches``).
         trainer: extra ``pytorch_lightning.Trainer`` keyword arguments (devices, strategy, precision ...).
         logger: a Lightning logger (or list); default: CSV in the workdir.
         monitor: small labelled split for the per-epoch kNN accuracy and spread, or None.
@@ -143,7 +146,10 @@ def pretrain(
     if warmup_steps is not None and not 0 <= warmup_steps <= budget.get("steps", warmup_steps):
         raise ValueError(f"warmup_steps = {warmup_steps} does not fit a budget of {steps} steps")
     pl.seed_everything(seed, verbose=False)
-    ssl = build_method(method, backbone())
+    encoder = backbone()
+    if not zero_init_last:
+        open_residual_branches(encoder)
+    ssl = build_method(method, encoder)
     ssl.fit_pool(len(data))
     overrides = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay}
     recipe = dataclasses.replace(ssl.recipe, **{k: v for k, v in overrides.items() if v is not None})
@@ -162,6 +168,7 @@ def pretrain(
         "seed": seed,
         "recipe": dataclasses.asdict(recipe),
         "warmup_steps": warmup_steps,
+        "zero_init_last": zero_init_last,
         "trainer": describe({k: v for k, v in kwargs.items() if k not in DISPLAY_OPTIONS}),
     }
     workdir = Path(cache) / "ssl" / settings_key(settings) if cache is not None else Path(workdir)

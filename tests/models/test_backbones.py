@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from safetensors.torch import save_file
 from torch import nn
 
-from medfew.models import create_backbone, load_backbone, save_backbone
+from medfew.models import create_backbone, load_backbone, open_residual_branches, save_backbone
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -154,3 +154,13 @@ def test_an_image_size_the_network_cannot_take_names_the_smallest_it_can(name, s
         create_backbone(name, in_chans=1, image_size=size)
     if name == "conv4":
         assert create_backbone(name, in_chans=1, image_size=16).num_features == 64  # 16 px: one pixel after 4 pools
+
+
+def test_open_residual_branches_matches_timm_without_zero_init_last() -> None:
+    torch.manual_seed(0)
+    opened = create_backbone("resnet18", in_chans=1, image_size=28)
+    torch.manual_seed(0)
+    reference = create_backbone("resnet18", in_chans=1, image_size=28, model_kwargs={"zero_init_last": False})
+    assert open_residual_branches(opened) == 8  # the last BatchNorm of each of ResNet-18's 8 blocks
+    assert all(torch.equal(a, b) for a, b in zip(opened.state_dict().values(), reference.state_dict().values()))
+    assert open_residual_branches(opened) == 0 and open_residual_branches(create_backbone("conv4", image_size=28)) == 0

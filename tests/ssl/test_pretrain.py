@@ -105,10 +105,15 @@ def test_bad_settings_name_the_culprit(pbc32, tmp_path, tiny_heads, tiny_backbon
         run(pbc32, tmp_path / "b", "simclr", tiny_heads, tiny_backbone, optimizer="adam")
 
 
-def test_any_timm_backbone_works(pbc32, tmp_path, tiny_heads):
+@pytest.mark.parametrize("zero_init_last", [False, True])
+def test_any_timm_backbone_works_and_starts_its_residual_branches_open(zero_init_last, pbc32, tmp_path, tiny_heads):
     backbone = functools.partial(create_backbone, "resnet18", 3, 32)
-    export = run(pbc32, tmp_path, "byol", tiny_heads, backbone, steps=2, batch_size=16)
-    assert load_backbone(export).num_features == 512
+    export = run(pbc32, tmp_path, "byol", tiny_heads, backbone, steps=2, batch_size=16, zero_init_last=zero_init_last)
+    trained = load_backbone(export)
+    assert trained.num_features == 512
+    last_norm = trained.net.layer1[0].bn2.weight  # two SGD steps move it little from where it started
+    assert last_norm.abs().mean().item() == pytest.approx(0.0 if zero_init_last else 1.0, abs=0.05)
+    assert json.loads((tmp_path / "pretrain.json").read_text())["zero_init_last"] is zero_init_last
 
 
 def test_the_recorded_method_holds_every_argument_defaults_included():
