@@ -60,9 +60,10 @@ def gather(argv: Sequence[str]) -> None:
 
     parser = argparse.ArgumentParser(prog="medfew gather", description="Merge a sweep's job results into one comparison table.")
     parser.add_argument("sweep_dir", type=Path, help="the multirun folder, e.g. outputs/compare/multirun/<run_name>")
-    sweep_dir = parser.parse_args(argv).sweep_dir
-    gather_sweep(sweep_dir)
-    print((sweep_dir / "summary.md").read_text())
+    parser.add_argument("--reference", help="the paired tests' reference: a learner, or a gathered label such as 'finetune [backbone=resnet18]'")
+    args = parser.parse_args(argv)
+    gather_sweep(args.sweep_dir, reference=args.reference)
+    print((args.sweep_dir / "summary.md").read_text())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -4,7 +4,9 @@ Every job of a sweep writes its own ``results.csv``; ``gather`` merges them into
 folder's ``results.csv``, ``summary.md``, ``summary.json`` and plots (``write_report`` of
 ``medfew.evaluation.report``), as if one run had scored every learner. When the jobs differ
 in more than seeds, learners and settings (shots, fractions; e.g. ``backbone=conv4,resnet18``), each learner is
-labelled with the job's differing overrides: ``finetune [backbone=resnet18]``.
+labelled with the job's differing overrides: ``finetune [backbone=resnet18]``; the paired tests
+then take as reference the relabelled version of the reference learner that ran on the defaults
+(``finetune [backbone=(default)]``), the only version, or the label passed as ``reference``.
 ``GatherSweep`` runs ``gather`` when a multirun ends (configured in ``configs/hydra``).
 """
 
@@ -57,13 +59,38 @@ def current_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [row for row in rows if latest[row["learner"]] == row["learner_hash"]]
 
 
-def gather(sweep_dir: str | Path, ignore: Iterable[str] = SAME_COMPARISON, report: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def reference_label(requested: str | None, labels: Mapping[str, tuple[str, bool]]) -> str | None:
+    """The gathered label of the reference learner ``requested``.
+
+    ``labels`` maps each gathered label to (its learner, whether its job ran on the defaults of every
+    varying key). A label itself is taken as is; a learner name is taken as its only relabelled
+    version, or the one on defaults; with several and none on defaults the table has no reference.
+    """
+    if requested is None or requested in labels:
+        return requested
+    versions = [label for label, (learner, _) in labels.items() if learner == requested]
+    on_defaults = [label for label in versions if labels[label][1]]
+    if len(versions) == 1 or len(on_defaults) == 1:
+        return (on_defaults or versions)[0]
+    if versions:
+        log.warning("reference learner %s ran in %d versions (%s): no paired tests; name one with --reference", requested, len(versions), versions)
+    return requested
+
+
+def gather(
+    sweep_dir: str | Path,
+    ignore: Iterable[str] = SAME_COMPARISON,
+    report: Mapping[str, Any] | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
     """Merge the sweep's job results into ``<sweep_dir>/results.csv`` and report them there.
 
     Args:
         sweep_dir: the multirun folder (``hydra.sweep.dir``).
         ignore: override keys that do not distinguish learners (seeds, learner lists).
         report: ``write_report`` settings; None takes the first job's ``report`` config.
+        reference: the paired tests' reference, a learner or a gathered label
+            (``finetune [backbone=resnet18]``); None takes ``report``'s (see ``reference_label``).
     Returns the summary (also in summary.json).
     """
     sweep_dir = Path(sweep_dir)
@@ -72,11 +99,13 @@ def gather(sweep_dir: str | Path, ignore: Iterable[str] = SAME_COMPARISON, repor
         raise FileNotFoundError(f"no job results.csv under {sweep_dir}; is it a multirun folder of experiments/run.py?")
     overrides = [job_overrides(job) for job in jobs]
     keys = varying_keys(overrides, ignore)
-    rows, owner = [], {}
+    rows, owner, labels = [], {}, {}
     for job, job_override in zip(jobs, overrides):
         suffix = ", ".join(f"{key}={job_override.get(key, '(default)')}" for key in keys)
         for row in current_rows(ResultsFile(job / "results.csv").read()):
-            row["learner"] = f"{row['learner']} [{suffix}]" if suffix else row["learner"]
+            label = f"{row['learner']} [{suffix}]" if suffix else row["learner"]
+            labels[label] = (row["learner"], all(key not in job_override for key in keys))
+            row["learner"] = label
             identity = (row["learner"], row["fold"], row["setting"], row["seed"], row["episode"])
             if owner.setdefault(identity, job) != job:
                 raise ValueError(
@@ -88,6 +117,7 @@ def gather(sweep_dir: str | Path, ignore: Iterable[str] = SAME_COMPARISON, repor
     merged.path.unlink(missing_ok=True)
     merged.append(rows)
     settings = dict(report) if report is not None else job_report(jobs[0])
+    settings["reference"] = reference_label(reference or settings.get("reference", "finetune"), labels)
     summary = write_report(rows, sweep_dir, **settings)
     log.info("gathered %d rows of %d jobs into %s", len(rows), len(jobs), sweep_dir / "summary.md")
     return summary

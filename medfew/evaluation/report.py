@@ -269,7 +269,7 @@ def legend_lines(summary: Mapping[str, Any], alpha: float) -> list[str]:
     if reference:
         lines.append(f"†: differs from `{reference}` (Wilcoxon signed-rank, p < {alpha} after Holm correction within the table).")
     else:
-        lines.append(f"No paired tests: reference learner `{requested}` did not run here." if requested else "No paired tests: no reference learner.")
+        lines.append(f"No paired tests: the reference `{requested}` is none of the learners here." if requested else "No paired tests: no reference learner.")
     if not summary["identical_splits"]:
         lines += ["", "WARNING: learners were scored on different episodes / label subsets (split hashes differ)."]
     if any(len(h) > 1 for h in summary["data_hashes"].values()):

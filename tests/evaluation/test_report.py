@@ -104,7 +104,7 @@ def test_no_paired_tests_without_the_reference_learner():
     rows = [row(lr, s, v + s / 10) for lr, v in (("a", 0.6), ("b", 0.7)) for s in range(3)]
     summary, text = report(rows, reference="finetune")
     assert summary["reference"] is None and summary["requested_reference"] == "finetune"
-    assert "No paired tests: reference learner `finetune` did not run here." in text
+    assert "No paired tests: the reference `finetune` is none of the learners here." in text
     assert "†" not in text and "Paired comparison" not in text
     assert all(c["vs_reference"] is None for cells in summary["results"]["bal_acc"].values() for c in cells.values())
 

@@ -109,6 +109,25 @@ def test_jobs_differing_in_more_than_seeds_label_their_learners(tmp_path: Path):
     assert cells["finetune [backbone=resnet18]"]["per_class=5"]["mean"] == pytest.approx(0.6)
 
 
+def test_a_relabelled_reference_is_the_version_on_defaults(tmp_path: Path):
+    for i, (stem, seed, score) in enumerate([(None, 0, 0.6), (None, 1, 0.7), ("cifar", 0, 0.7), ("cifar", 1, 0.9)]):
+        fake_job(tmp_path, f"job{i}", [f"seeds=[{seed}]"] + ([f"backbone.stem={stem}"] if stem else []), "finetune", seed, score)
+    summary = gather(tmp_path, report=REPORT | {"reference": "finetune"})
+    assert summary["reference"] == "finetune [backbone.stem=(default)]"
+    versus = summary["results"]["bal_acc"]["finetune [backbone.stem=cifar]"]["per_class=5"]["vs_reference"]
+    assert versus["n"] == 2 and versus["mean_diff"] == pytest.approx(0.15)
+
+
+def test_a_reference_of_several_versions_off_defaults_is_named_by_its_label(tmp_path: Path):
+    for i, (backbone, seed, score) in enumerate([("conv4", 0, 0.6), ("conv4", 1, 0.8), ("resnet18", 0, 0.5), ("resnet18", 1, 0.6)]):
+        fake_job(tmp_path, f"job{i}", [f"backbone={backbone}", f"seeds=[{seed}]"], "finetune", seed, score)
+    assert gather(tmp_path, report=REPORT | {"reference": "finetune"})["reference"] is None
+    assert "No paired tests: the reference `finetune` is none of the learners here" in (tmp_path / "summary.md").read_text()
+    summary = gather(tmp_path, report=REPORT, reference="finetune [backbone=conv4]")
+    versus = summary["results"]["bal_acc"]["finetune [backbone=resnet18]"]["per_class=5"]["vs_reference"]
+    assert summary["reference"] == "finetune [backbone=conv4]" and versus["mean_diff"] == pytest.approx(-0.15)
+
+
 def test_jobs_differing_only_in_settings_keep_their_learner_names(tmp_path: Path):
     for i, per_class in enumerate([5, 10]):
         fake_job(tmp_path, f"job{i}", [f"protocol.per_class=[{per_class}]", "seeds=[0]"], "finetune", 0, 0.5 + i / 10, per_class)
