@@ -9,7 +9,8 @@ only the budget, batch size, backbone and resolution set here) and prints one li
 (k = 20, cosine) and the collapse signal (``embedding_std``: about 1/sqrt(D) when spread, 0 when
 collapsed) of the encoder's monitor features before and after, the steps and the wall time. A
 first line gives the random-initialised backbone (the "before" of every method) and the same
-network with its BatchNorm statistics re-estimated on the pool, a fairer floor.
+network with its BatchNorm statistics re-estimated on the pool, a fairer floor; ``--supervised``
+adds the ceiling: the same network trained on the pool's labels for the same budget (AdamW 1e-3).
 
 Run folders (knn.csv, pretrain.json, logs) go under ``--out``; a finished method is read back,
 not retrained. ``--long`` is the longer budget (1000 steps of 128); the default fits a few
@@ -20,6 +21,7 @@ thread pool from stalling.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import math
 import time
@@ -34,6 +36,8 @@ from torch import nn
 
 from medfew.console import configure_console
 from medfew.data import ImageData, preprocess, to_float
+from medfew.data.splits import label_budget
+from medfew.learners.finetune import FineTune
 from medfew.models import open_residual_branches
 from medfew.ssl import METHODS, pool_and_monitor
 from medfew.ssl.monitor import embed, embedding_std, halves, knn_scores
@@ -74,6 +78,15 @@ def recalibrated(encoder: nn.Module, pool: ImageData) -> nn.Module:
     return encoder.eval()
 
 
+def supervised(encoder: nn.Module, data: ImageData, args: argparse.Namespace) -> nn.Module:
+    """A copy of ``encoder`` trained on the labels of the pool (``data`` less the monitor, as ``pool_and_monitor`` splits it) for the SSL budget (linear head, AdamW 1e-3)."""
+    pool = data.subset(label_budget(data, args.monitor_per_class, seed=args.seed).unlabeled)
+    trainer = FineTune(copy.deepcopy(encoder), steps=args.steps, batch_size=args.batch_size, lr=1e-3, channels_last=False)
+    head = trainer.new_head(pool.images, pool.labels, pool.n_classes)
+    trainer.fit(trainer.backbone, head, pool.images, pool.labels, None, None, torch.Generator().manual_seed(args.seed))
+    return trainer.backbone.eval()
+
+
 def run_method(method: str, args: argparse.Namespace, pool: ImageData, monitor: ImageData) -> dict:
     cfg = config(method, args)
     workdir = Path(args.out) / method
@@ -101,6 +114,7 @@ def main() -> None:
     parser.add_argument("--zero-init-last", action="store_true", help="keep timm's zero-initialised residual branches (ssl.zero_init_last=true)")
     parser.add_argument("--monitor-per-class", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--supervised", action="store_true", help="also train the network on the pool's labels: the monitor's ceiling")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--override", action="append", default=[], help="extra Hydra override of configs/pretrain.yaml, repeatable")
     parser.add_argument("--out", default=None, help="run folders (default outputs/bench_ssl_quality/<budget>)")
@@ -132,6 +146,10 @@ def main() -> None:
     )
     print(f"{'random init':<14} kNN {knn0:.3f}  std {std0:.4f}  (1/sqrt(D) = {1 / math.sqrt(encoder.num_features):.4f})")
     print(f"{'  BN on pool':<14} kNN {knn1:.3f}  std {std1:.4f}", flush=True)
+    if args.supervised:
+        start = time.perf_counter()
+        knn2, std2 = measure(supervised(encoder, data, args), monitor, cfg.ssl.knn_k)
+        print(f"{'supervised':<14} kNN {knn2:.3f}  std {std2:.4f}  (pool labels, {args.steps} steps, {time.perf_counter() - start:.0f} s)", flush=True)
     rows = []
     for method in methods:
         row = run_method(method, args, pool, monitor)
