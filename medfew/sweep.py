@@ -28,8 +28,11 @@ from medfew.tracking import log_comparison
 
 log = logging.getLogger(__name__)
 
-#: overrides that never label a learner: the rows already hold the learner, seed and setting
-SAME_COMPARISON = frozenset({"learners", "seeds", "seed", "protocol.shots", "protocol.fractions", "protocol.per_class"})
+#: overrides (and groups of them, ``report`` for ``report.reference``) that never label a learner: the rows
+#: already hold the learner, seed and setting, and reporting, tracking and folders leave the scores alone
+SAME_COMPARISON = frozenset(
+    {"learners", "seeds", "seed", "protocol.shots", "protocol.fractions", "protocol.per_class", "report", "logger", "paths", "verbose"}
+)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -47,9 +50,9 @@ def job_overrides(job_dir: Path) -> dict[str, str]:
 
 
 def varying_keys(overrides: Iterable[Mapping[str, str]], ignore: Iterable[str]) -> list[str]:
-    """Override keys whose value differs between jobs (absent counts as a value), minus ``ignore``."""
-    overrides = list(overrides)
-    keys = sorted({key for o in overrides for key in o} - set(ignore))
+    """Override keys whose value differs between jobs (absent counts as a value), minus ``ignore`` and the keys under them."""
+    overrides, ignore = list(overrides), set(ignore)
+    keys = sorted(key for key in {key for o in overrides for key in o} if not any(key == i or key.startswith(f"{i}.") for i in ignore))
     return [key for key in keys if len({o.get(key) for o in overrides}) > 1]
 
 

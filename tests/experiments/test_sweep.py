@@ -128,9 +128,10 @@ def test_a_reference_of_several_versions_off_defaults_is_named_by_its_label(tmp_
     assert summary["reference"] == "finetune [backbone=conv4]" and versus["mean_diff"] == pytest.approx(-0.15)
 
 
-def test_jobs_differing_only_in_settings_keep_their_learner_names(tmp_path: Path):
+def test_jobs_differing_only_in_settings_or_reporting_keep_their_learner_names(tmp_path: Path):
     for i, per_class in enumerate([5, 10]):
-        fake_job(tmp_path, f"job{i}", [f"protocol.per_class=[{per_class}]", "seeds=[0]"], "finetune", 0, 0.5 + i / 10, per_class)
+        overrides = [f"protocol.per_class=[{per_class}]", "seeds=[0]", f"report.reference=r{i}", f"logger={'none' if i else 'wandb'}"]
+        fake_job(tmp_path, f"job{i}", overrides, "finetune", 0, 0.5 + i / 10, per_class)
     summary = gather(tmp_path, report=REPORT)
     assert list(summary["results"]["bal_acc"]) == ["finetune"]
     assert [s["setting"] for s in summary["settings"]] == ["per_class=5", "per_class=10"]
