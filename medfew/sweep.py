@@ -62,6 +62,20 @@ def current_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [row for row in rows if latest[row["learner"]] == row["learner_hash"]]
 
 
+def applies_to(key: str, learner: str) -> bool:
+    """Whether override ``key`` can change ``learner``'s scores: any key but another learner's ``learner_overrides``."""
+    own = f"learner_overrides.{learner}"
+    return not key.startswith("learner_overrides.") or key == own or key.startswith(f"{own}.")
+
+
+def learner_label(learner: str, job_override: Mapping[str, str], keys: Iterable[str]) -> tuple[str, bool]:
+    """``learner`` labelled with the job's values of the varying ``keys`` that apply to it, and whether
+    the job left all of those at their defaults."""
+    own = [key for key in keys if applies_to(key, learner)]
+    suffix = ", ".join(f"{key}={job_override.get(key, '(default)')}" for key in own)
+    return (f"{learner} [{suffix}]" if suffix else learner), all(key not in job_override for key in own)
+
+
 def reference_label(requested: str | None, labels: Mapping[str, tuple[str, bool]]) -> str | None:
     """The gathered label of the reference learner ``requested``.
 
@@ -104,16 +118,16 @@ def gather(
     keys = varying_keys(overrides, ignore)
     rows, owner, labels = [], {}, {}
     for job, job_override in zip(jobs, overrides):
-        suffix = ", ".join(f"{key}={job_override.get(key, '(default)')}" for key in keys)
         for row in current_rows(ResultsFile(job / "results.csv").read()):
-            label = f"{row['learner']} [{suffix}]" if suffix else row["learner"]
-            labels[label] = (row["learner"], all(key not in job_override for key in keys))
-            row["learner"] = label
+            learner = row["learner"]
+            row["learner"], on_defaults = learner_label(learner, job_override, keys)
+            labels[row["learner"]] = (learner, on_defaults)
             identity = (row["learner"], row["fold"], row["setting"], row["seed"], row["episode"])
             if owner.setdefault(identity, job) != job:
                 raise ValueError(
                     f"jobs {owner[identity].name} and {job.name} both scored learner {row['learner']}, fold {row['fold']}, "
-                    f"{row['setting']}, seed {row['seed']}: their overrides differ only in {sorted(ignore)}"
+                    f"{row['setting']}, seed {row['seed']}: no override that applies to it differs between them "
+                    f"(not told apart: {sorted(ignore)} and other learners' learner_overrides)"
                 )
             rows.append(row)
     merged = ResultsFile(sweep_dir / "results.csv")

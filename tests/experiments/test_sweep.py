@@ -137,12 +137,21 @@ def test_jobs_differing_only_in_settings_or_reporting_keep_their_learner_names(t
     assert [s["setting"] for s in summary["settings"]] == ["per_class=5", "per_class=10"]
 
 
+def test_a_learners_overrides_label_only_that_learner(tmp_path: Path):
+    for i, lr in enumerate([0.1, 0.01]):
+        for learner, score in (("logreg_pixels", 0.6), ("finetune", 0.6 + i / 10)):
+            fake_job(tmp_path, f"{learner}{i}", [f"learners=[{learner}]", f"seeds=[{i}]", f"+learner_overrides.finetune.lr={lr}"], learner, i, score)
+    summary = gather(tmp_path, report=REPORT | {"reference": "logreg_pixels"})
+    assert sorted(summary["learners"]) == ["finetune [learner_overrides.finetune.lr=0.01]", "finetune [learner_overrides.finetune.lr=0.1]", "logreg_pixels"]
+    assert summary["reference"] == "logreg_pixels" and summary["results"]["bal_acc"]["logreg_pixels"]["per_class=5"]["n"] == 2
+
+
 def test_jobs_scoring_the_same_learner_and_seed_twice_are_named(tmp_path: Path):
     fake_job(tmp_path, "a", ["trainer=cpu", "seeds=[0]"], "finetune", 0, 0.6)
     fake_job(tmp_path, "b", ["trainer=cpu", "seeds=[0,1]"], "finetune", 0, 0.7)
     with pytest.raises(
         ValueError,
-        match="jobs a and b both scored learner finetune, fold 0, per_class=5, seed 0",
+        match="jobs a and b both scored learner finetune, fold 0, per_class=5, seed 0: no override that applies to it differs",
     ):
         gather(tmp_path, report=REPORT)
 
