@@ -70,7 +70,7 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
             write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
             write_json(out / "leakage.json", leakage)
         run = instantiate(cfg.logger, _partial_=True)(config=resolved)
-        hashes = {name: learner_hash(node) for name, node in learners.items()}
+        hashes = {name: learner_hash(learner) for name, learner in settings.items()}
         with logging_redirect_tqdm(), progress(cfg, folds, hashes, results, primary) as bar:
             for name, node in learners.items():
                 run_learner(cfg, folds, name, node, hashes[name], results, out, run, bar)
@@ -105,10 +105,9 @@ def learner_configs(cfg: DictConfig) -> dict[str, DictConfig]:
     return configs
 
 
-def learner_hash(node: DictConfig) -> str:
+def learner_hash(settings: dict[str, Any]) -> str:
     """Hash of a learner's resolved settings and of every file they name (pretrained weights), so
     that a weights file changed on disk makes another learner, never a reuse of its old rows."""
-    settings = OmegaConf.to_container(node.learner, resolve=True)
     files = sorted(named_files(settings))
     return content_hash(settings, *(file_digest(path, *stat_key(path)) for path in files))
 
