@@ -10,7 +10,8 @@ only the budget, batch size, backbone and resolution set here) and prints one li
 collapsed) of the encoder's monitor features before and after, the steps and the wall time. A
 first line gives the random-initialised backbone (the "before" of every method) and the same
 network with its BatchNorm statistics re-estimated on the pool, a fairer floor; ``--supervised``
-adds the ceiling: the same network trained on the pool's labels for the same budget (AdamW 1e-3).
+adds the ceiling: the same network trained on the pool's labels for the same budget, with the SSL views'
+augmentation (AdamW 1e-3).
 
 Run folders (knn.csv, pretrain.json, logs) go under ``--out``; a finished method is read back,
 not retrained. ``--long`` is the longer budget (1000 steps of 128); the default fits a few
@@ -78,10 +79,11 @@ def recalibrated(encoder: nn.Module, pool: ImageData) -> nn.Module:
     return encoder.eval()
 
 
-def supervised(encoder: nn.Module, data: ImageData, args: argparse.Namespace) -> nn.Module:
-    """A copy of ``encoder`` trained on the labels of the pool (``data`` less the monitor, as ``pool_and_monitor`` splits it) for the SSL budget (linear head, AdamW 1e-3)."""
+def supervised(encoder: nn.Module, data: ImageData, augment: nn.Module, args: argparse.Namespace) -> nn.Module:
+    """A copy of ``encoder`` trained on the labels of the pool (``data`` less the monitor, as
+    ``pool_and_monitor`` splits it) for the SSL budget: linear head, AdamW 1e-3, ``augment`` on every batch."""
     pool = data.subset(label_budget(data, args.monitor_per_class, seed=args.seed).unlabeled)
-    trainer = FineTune(copy.deepcopy(encoder), steps=args.steps, batch_size=args.batch_size, lr=1e-3, channels_last=False)
+    trainer = FineTune(copy.deepcopy(encoder), steps=args.steps, batch_size=args.batch_size, lr=1e-3, augment=augment, channels_last=False)
     head = trainer.new_head(pool.images, pool.labels, pool.n_classes)
     trainer.fit(trainer.backbone, head, pool.images, pool.labels, None, None, torch.Generator().manual_seed(args.seed))
     return trainer.backbone.eval()
@@ -148,7 +150,7 @@ def main() -> None:
     print(f"{'  BN on pool':<14} kNN {knn1:.3f}  std {std1:.4f}", flush=True)
     if args.supervised:
         start = time.perf_counter()
-        knn2, std2 = measure(supervised(encoder, data, args), monitor, cfg.ssl.knn_k)
+        knn2, std2 = measure(supervised(encoder, data, instantiate(cfg.augment), args), monitor, cfg.ssl.knn_k)
         print(f"{'supervised':<14} kNN {knn2:.3f}  std {std2:.4f}  (pool labels, {args.steps} steps, {time.perf_counter() - start:.0f} s)", flush=True)
     rows = []
     for method in methods:
