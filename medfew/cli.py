@@ -62,7 +62,10 @@ def gather(argv: Sequence[str]) -> None:
     parser.add_argument("sweep_dir", type=Path, help="the multirun folder, e.g. outputs/compare/multirun/<run_name>")
     parser.add_argument("--reference", help="the paired tests' reference: a learner, or a gathered label such as 'finetune [backbone=resnet18]'")
     args = parser.parse_args(argv)
-    gather_sweep(args.sweep_dir, reference=args.reference)
+    try:
+        gather_sweep(args.sweep_dir, reference=args.reference)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"medfew gather: {error}")
     print((args.sweep_dir / "summary.md").read_text())
 
 

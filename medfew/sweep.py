@@ -135,6 +135,8 @@ def gather(
     merged.append(rows)
     settings = dict(report) if report is not None else job_report(jobs[0])
     settings["reference"] = reference_label(reference or settings.get("reference", "finetune"), labels)
+    if reference is not None and settings["reference"] not in labels:
+        raise ValueError(f"reference {reference!r} is none of the gathered learners: {sorted(labels)}")
     summary = write_report(rows, sweep_dir, **settings)
     log.info("gathered %d rows of %d jobs into %s", len(rows), len(jobs), sweep_dir / "summary.md")
     return summary

@@ -23,6 +23,11 @@ def test_help_lists_every_command():
     assert wrong.returncode != 0 and "unknown command 'rnu'" in wrong.stderr
 
 
+def test_gather_of_a_folder_without_jobs_is_one_line_naming_it(tmp_path):
+    done = subprocess.run([str(MEDFEW), "gather", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.strip() == f"medfew gather: no job results.csv under {tmp_path}; is it a multirun folder of experiments/run.py?"
+
+
 @pytest.mark.parametrize(
     "name, overrides",
     [

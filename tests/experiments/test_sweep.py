@@ -126,6 +126,8 @@ def test_a_reference_of_several_versions_off_defaults_is_named_by_its_label(tmp_
     summary = gather(tmp_path, report=REPORT, reference="finetune [backbone=conv4]")
     versus = summary["results"]["bal_acc"]["finetune [backbone=resnet18]"]["per_class=5"]["vs_reference"]
     assert summary["reference"] == "finetune [backbone=conv4]" and versus["mean_diff"] == pytest.approx(-0.15)
+    with pytest.raises(ValueError, match=r"reference 'finetune \[backbone=vgg\]' is none of the gathered learners: \['finetune \[backbone=conv4\]'"):
+        gather(tmp_path, report=REPORT, reference="finetune [backbone=vgg]")
 
 
 def test_jobs_differing_only_in_settings_or_reporting_keep_their_learner_names(tmp_path: Path):
