@@ -12,6 +12,7 @@ then take as reference the relabelled version of the reference learner that ran 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -137,9 +138,18 @@ def gather(
     settings["reference"] = reference_label(reference or settings.get("reference", "finetune"), labels)
     if reference is not None and settings["reference"] not in labels:
         raise ValueError(f"reference {reference!r} is none of the gathered learners: {sorted(labels)}")
-    summary = write_report(rows, sweep_dir, **settings)
+    summary = write_report(rows, sweep_dir, header=sweep_header(jobs), **settings)
     log.info("gathered %d rows of %d jobs into %s", len(rows), len(jobs), sweep_dir / "summary.md")
     return summary
+
+
+def sweep_header(jobs: list[Path]) -> dict[str, Any]:
+    """The gathered table's run context: the first job's (classes, split), a smoke run if any job was one."""
+    configs = [OmegaConf.load(path) for job in jobs if (path := job / "config_resolved.yaml").exists()]
+    summaries = [json.loads(path.read_text()) for job in jobs if (path := job / "summary.json").exists()]
+    header = summaries[0].get("header", {}) if summaries else {}
+    smoke = any(c.get("smoke") for c in configs) or any(s.get("header", {}).get("smoke") for s in summaries)
+    return {k: v for k, v in header.items() if k not in ("smoke", "data fingerprints")} | ({"smoke": True} if smoke else {})
 
 
 def job_report(job_dir: Path) -> dict[str, Any]:

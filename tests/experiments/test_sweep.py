@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from medfew.evaluation.plots import SMOKE
 from medfew.evaluation.results import COLUMNS, ResultsFile
 from medfew.sweep import gather
 
@@ -146,6 +147,16 @@ def test_a_learners_overrides_label_only_that_learner(tmp_path: Path):
     summary = gather(tmp_path, report=REPORT | {"reference": "logreg_pixels"})
     assert sorted(summary["learners"]) == ["finetune [learner_overrides.finetune.lr=0.01]", "finetune [learner_overrides.finetune.lr=0.1]", "logreg_pixels"]
     assert summary["reference"] == "logreg_pixels" and summary["results"]["bal_acc"]["logreg_pixels"]["per_class=5"]["n"] == 2
+
+
+def test_a_sweep_with_a_smoke_job_is_reported_as_a_smoke_run(tmp_path: Path):
+    for i in range(2):
+        fake_job(tmp_path, f"job{i}", [f"seeds=[{i}]"], "finetune", i, 0.6)
+    (tmp_path / "job1" / "config_resolved.yaml").write_text("smoke: true\n")
+    assert gather(tmp_path, report=REPORT)["header"] == {"smoke": True}
+    assert SMOKE in (tmp_path / "summary.md").read_text().splitlines()[2]
+    (tmp_path / "job1" / "config_resolved.yaml").write_text("smoke: false\n")
+    assert gather(tmp_path, report=REPORT)["header"] == {} and SMOKE not in (tmp_path / "summary.md").read_text()
 
 
 def test_jobs_scoring_the_same_learner_and_seed_twice_are_named(tmp_path: Path):
