@@ -131,13 +131,13 @@ def gather(
                     f"(not told apart: {sorted(ignore)} and other learners' learner_overrides)"
                 )
             rows.append(row)
-    merged = ResultsFile(sweep_dir / "results.csv")
-    merged.path.unlink(missing_ok=True)
-    merged.append(rows)
     settings = dict(report) if report is not None else job_report(jobs[0])
     settings["reference"] = reference_label(reference or settings.get("reference", "finetune"), labels)
     if reference is not None and settings["reference"] not in labels:
         raise ValueError(f"reference {reference!r} is none of the gathered learners: {sorted(labels)}")
+    merged = ResultsFile(sweep_dir / "results.csv")
+    merged.path.unlink(missing_ok=True)
+    merged.append(rows)
     summary = write_report(rows, sweep_dir, header=sweep_header(jobs), **settings)
     log.info("gathered %d rows of %d jobs into %s", len(rows), len(jobs), sweep_dir / "summary.md")
     return summary

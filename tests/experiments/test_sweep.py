@@ -125,10 +125,12 @@ def test_a_reference_of_several_versions_off_defaults_is_named_by_its_label(tmp_
     assert gather(tmp_path, report=REPORT | {"reference": "finetune"})["reference"] is None
     assert "No paired tests: the reference `finetune` is none of the learners here" in (tmp_path / "summary.md").read_text()
     summary = gather(tmp_path, report=REPORT, reference="finetune [backbone=conv4]")
+    written = (tmp_path / "results.csv").stat().st_mtime_ns
     versus = summary["results"]["bal_acc"]["finetune [backbone=resnet18]"]["per_class=5"]["vs_reference"]
     assert summary["reference"] == "finetune [backbone=conv4]" and versus["mean_diff"] == pytest.approx(-0.15)
     with pytest.raises(ValueError, match=r"reference 'finetune \[backbone=vgg\]' is none of the gathered learners: \['finetune \[backbone=conv4\]'"):
         gather(tmp_path, report=REPORT, reference="finetune [backbone=vgg]")
+    assert (tmp_path / "results.csv").stat().st_mtime_ns == written  # nothing rewritten
 
 
 def test_jobs_differing_only_in_settings_or_reporting_keep_their_learner_names(tmp_path: Path):
