@@ -37,7 +37,6 @@ from torch import nn
 
 from medfew.console import configure_console
 from medfew.data import ImageData, preprocess, to_float
-from medfew.data.splits import label_budget
 from medfew.learners.finetune import FineTune
 from medfew.models import open_residual_branches
 from medfew.ssl import METHODS, pool_and_monitor
@@ -79,10 +78,9 @@ def recalibrated(encoder: nn.Module, pool: ImageData) -> nn.Module:
     return encoder.eval()
 
 
-def supervised(encoder: nn.Module, data: ImageData, augment: nn.Module, args: argparse.Namespace) -> nn.Module:
-    """A copy of ``encoder`` trained on the labels of the pool (``data`` less the monitor, as
-    ``pool_and_monitor`` splits it) for the SSL budget: linear head, AdamW 1e-3, ``augment`` on every batch."""
-    pool = data.subset(label_budget(data, args.monitor_per_class, seed=args.seed).unlabeled)
+def supervised(encoder: nn.Module, pool: ImageData, augment: nn.Module, args: argparse.Namespace) -> nn.Module:
+    """A copy of ``encoder`` trained on the labelled ``pool`` for the SSL budget: linear head, AdamW 1e-3,
+    ``augment`` on every batch."""
     trainer = FineTune(copy.deepcopy(encoder), steps=args.steps, batch_size=args.batch_size, lr=1e-3, augment=augment, channels_last=False)
     head = trainer.new_head(pool.images, pool.labels, pool.n_classes)
     trainer.fit(trainer.backbone, head, pool.images, pool.labels, None, None, torch.Generator().manual_seed(args.seed))
@@ -135,7 +133,8 @@ def main() -> None:
 
     cfg = config(methods[0], args)
     data = preprocess(instantiate(cfg.data.source), cfg.data.image_size, cfg.data.channels)
-    pool, monitor = pool_and_monitor(data, cfg.monitor_per_class, cfg.seed)
+    labelled_pool, monitor = pool_and_monitor(data, cfg.monitor_per_class, cfg.seed, keep_labels=True)
+    pool = labelled_pool.unlabeled()
     pl.seed_everything(args.seed, verbose=False)  # pretrain seeds the same way: this is every method's start
     encoder = instantiate(cfg.backbone)()
     if not args.zero_init_last:
@@ -150,7 +149,7 @@ def main() -> None:
     print(f"{'  BN on pool':<14} kNN {knn1:.3f}  std {std1:.4f}", flush=True)
     if args.supervised:
         start = time.perf_counter()
-        knn2, std2 = measure(supervised(encoder, data, instantiate(cfg.augment), args), monitor, cfg.ssl.knn_k)
+        knn2, std2 = measure(supervised(encoder, labelled_pool, instantiate(cfg.augment), args), monitor, cfg.ssl.knn_k)
         print(f"{'supervised':<14} kNN {knn2:.3f}  std {std2:.4f}  (pool labels, {args.steps} steps, {time.perf_counter() - start:.0f} s)", flush=True)
     rows = []
     for method in methods:

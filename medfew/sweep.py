@@ -144,11 +144,11 @@ def gather(
 
 
 def sweep_header(jobs: list[Path]) -> dict[str, Any]:
-    """The gathered table's run context: the first job's (classes, split), a smoke run if any job was one."""
-    configs = [OmegaConf.load(path) for job in jobs if (path := job / "config_resolved.yaml").exists()]
-    summaries = [json.loads(path.read_text()) for job in jobs if (path := job / "summary.json").exists()]
-    header = summaries[0].get("header", {}) if summaries else {}
-    smoke = any(c.get("smoke") for c in configs) or any(s.get("header", {}).get("smoke") for s in summaries)
+    """The gathered table's run context: the first job's (classes, split), a smoke run if any job's
+    config_resolved.yaml (written before it scores) says so."""
+    smoke = any(OmegaConf.load(path).get("smoke") for job in jobs if (path := job / "config_resolved.yaml").exists())
+    summary = next((job / "summary.json" for job in jobs if (job / "summary.json").exists()), None)
+    header = json.loads(summary.read_text()).get("header", {}) if summary else {}
     return {k: v for k, v in header.items() if k not in ("smoke", "data fingerprints")} | ({"smoke": True} if smoke else {})
 
 

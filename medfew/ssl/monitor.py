@@ -66,19 +66,23 @@ def halves(data: ImageData) -> tuple[ImageData, ImageData]:
     return data.subset(order[0::2]), data.subset(order[1::2])
 
 
-def pool_and_monitor(data: ImageData, monitor_per_class: int, seed: int = 0) -> tuple[ImageData, ImageData]:
+def pool_and_monitor(
+    data: ImageData, monitor_per_class: int, seed: int = 0, keep_labels: bool = False
+) -> tuple[ImageData, ImageData]:
     """The unlabeled pretraining pool and a small labelled monitor split, disjoint.
 
     With official splits, the pool is the train split and the monitor comes from the val
     split (else test); without splits, ``monitor_per_class`` images per class are held out.
+    ``keep_labels``: the pool keeps its labels (a supervised reference on the same images).
     """
     splits = data.split_names()
     if "train" in splits and len(splits) > 1:
         source = data.select_split("val" if "val" in splits else next(s for s in splits if s != "train"))
-        monitor = source.subset(label_budget(source, monitor_per_class, seed=seed).labelled)
-        return data.select_split("train").unlabeled(), monitor
-    budget = label_budget(data, monitor_per_class, seed=seed)
-    return data.subset(budget.unlabeled).unlabeled(), data.subset(budget.labelled)
+        pool, monitor = data.select_split("train"), source.subset(label_budget(source, monitor_per_class, seed=seed).labelled)
+    else:
+        budget = label_budget(data, monitor_per_class, seed=seed)
+        pool, monitor = data.subset(budget.unlabeled), data.subset(budget.labelled)
+    return (pool if keep_labels else pool.unlabeled()), monitor
 
 
 class KnnMonitor(pl.Callback):

@@ -45,6 +45,9 @@ def test_pool_and_monitor_are_disjoint_and_the_pool_has_no_labels(pbc32):
     assert len(pool) == 16 and bool((pool.labels == UNLABELED).all())
     flat = lambda d: {bytes(img.numpy()) for img in d.images}  # noqa: E731
     assert not flat(pool) & flat(monitor)
+    labelled, same_monitor = pool_and_monitor(pbc32, monitor_per_class=2, seed=0, keep_labels=True)
+    assert torch.equal(labelled.images, pool.images) and torch.equal(same_monitor.images, monitor.images)
+    assert torch.equal(labelled.class_counts(), torch.full((8,), 2))
 
 
 def test_with_official_splits_the_pool_is_the_train_split(tiny_data):
