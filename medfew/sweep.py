@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Transformer
 from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -42,12 +43,23 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def job_overrides(job_dir: Path) -> dict[str, str]:
-    """key -> value of the job's command-line overrides (``.hydra/overrides.yaml``); {} when absent."""
+    """key -> value of the job's command-line overrides (``.hydra/overrides.yaml``); {} when absent.
+
+    A dict value is spread over its dotted keys (``x={lr: 0.1}`` gives ``x.lr``), so that jobs
+    differ only in the entries that differ.
+    """
     path = job_dir / ".hydra" / "overrides.yaml"
     if not path.exists():
         return {}
     parsed = OverridesParser.create().parse_overrides(list(OmegaConf.load(path)))
-    return {o.key_or_group: o.get_value_element_as_str() for o in parsed}
+    return {key: value for o in parsed for key, value in dotted(o.key_or_group, o.value())}
+
+
+def dotted(key: str, value: Any) -> list[tuple[str, str]]:
+    """(dotted key, value as written in an override) of every leaf of ``value``."""
+    if isinstance(value, dict):
+        return [leaf for name, item in value.items() for leaf in dotted(f"{key}.{name}", item)]
+    return [(key, Transformer.str(value))]
 
 
 def varying_keys(overrides: Iterable[Mapping[str, str]], ignore: Iterable[str]) -> list[str]:
@@ -70,10 +82,11 @@ def applies_to(key: str, learner: str) -> bool:
 
 
 def learner_label(learner: str, job_override: Mapping[str, str], keys: Iterable[str]) -> tuple[str, bool]:
-    """``learner`` labelled with the job's values of the varying ``keys`` that apply to it, and whether
-    the job left all of those at their defaults."""
+    """``learner`` labelled with the job's values of the varying ``keys`` that apply to it (its own
+    ``learner_overrides.<learner>.`` left out of the key), and whether the job left all of those at their defaults."""
     own = [key for key in keys if applies_to(key, learner)]
-    suffix = ", ".join(f"{key}={job_override.get(key, '(default)')}" for key in own)
+    prefix = f"learner_overrides.{learner}."
+    suffix = ", ".join(f"{key.removeprefix(prefix)}={job_override.get(key, '(default)')}" for key in own)
     return (f"{learner} [{suffix}]" if suffix else learner), all(key not in job_override for key in own)
 
 

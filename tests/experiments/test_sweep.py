@@ -147,8 +147,19 @@ def test_a_learners_overrides_label_only_that_learner(tmp_path: Path):
         for learner, score in (("logreg_pixels", 0.6), ("finetune", 0.6 + i / 10)):
             fake_job(tmp_path, f"{learner}{i}", [f"learners=[{learner}]", f"seeds=[{i}]", f"+learner_overrides.finetune.lr={lr}"], learner, i, score)
     summary = gather(tmp_path, report=REPORT | {"reference": "logreg_pixels"})
-    assert sorted(summary["learners"]) == ["finetune [learner_overrides.finetune.lr=0.01]", "finetune [learner_overrides.finetune.lr=0.1]", "logreg_pixels"]
+    assert sorted(summary["learners"]) == ["finetune [lr=0.01]", "finetune [lr=0.1]", "logreg_pixels"]
     assert summary["reference"] == "logreg_pixels" and summary["results"]["bal_acc"]["logreg_pixels"]["per_class=5"]["n"] == 2
+
+
+def test_a_dict_override_labels_by_the_entries_that_differ(tmp_path: Path):
+    for i, (lr, path) in enumerate([(0.1, "/w/a.safetensors"), (0.01, "/w/a.safetensors"), (0.01, "/w/b.safetensors")]):
+        settings = f"{{steps: 500, lr: {lr}, backbone: {{pretrained: '{path}'}}}}"
+        fake_job(tmp_path, f"job{i}", ["seeds=[0]", f"+learner_overrides.finetune={settings}"], "finetune", 0, 0.5 + i / 10)
+    assert sorted(gather(tmp_path, report=REPORT)["learners"]) == [
+        "finetune [backbone.pretrained=/w/a.safetensors, lr=0.01]",
+        "finetune [backbone.pretrained=/w/a.safetensors, lr=0.1]",
+        "finetune [backbone.pretrained=/w/b.safetensors, lr=0.01]",
+    ]
 
 
 def test_a_sweep_with_a_smoke_job_is_reported_as_a_smoke_run(tmp_path: Path):
