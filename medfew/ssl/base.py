@@ -39,6 +39,12 @@ class Recipe:
     warmup: float = 0.1
 
 
+#: The momentum and predictor methods' recipe (MoCo, BYOL, SimSiam, DINO): SGD at lightly's CIFAR-10 benchmark
+#: rate, 0.06 per 128 images. On a 1,600-image pool, lr 1.0 per 256 drifts below the random network in 1,000
+#: steps (BENCHMARKS.md part 6).
+MOMENTUM_SGD = Recipe(optimizer="sgd", lr=0.12, weight_decay=5e-4, warmup=0.1)
+
+
 @dataclass(frozen=True)
 class ViewSpec:
     """How many views a step needs: global views, and small-crop local views (multi-crop)."""

@@ -6,7 +6,7 @@ from lightly.models.modules import DINOProjectionHead
 from torch import Tensor
 
 from medfew.models import Backbone
-from medfew.ssl.base import MomentumMethod, Recipe, ViewSpec
+from medfew.ssl.base import MOMENTUM_SGD, MomentumMethod, ViewSpec
 from medfew.ssl.schedules import fraction_of, linear_ramp
 
 
@@ -23,9 +23,7 @@ class DINO(MomentumMethod):
     (B, C, H, W) x (2 + n_local) -> scalar loss. The teacher is the exported encoder.
     """
 
-    # lr 0.12 per 256 (0.06 per 128, lightly's CIFAR-10 benchmark): on a 1,600-image pool it does at least as
-    # well as lr 0.5 in 1,000 steps (BENCHMARKS.md part 6)
-    recipe = Recipe(optimizer="sgd", lr=0.12, weight_decay=5e-4, warmup=0.1)
+    recipe = MOMENTUM_SGD
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from lightly.models.modules.memory_bank import MemoryBankModule
 from torch import Tensor
 
 from medfew.models import Backbone
-from medfew.ssl.base import MomentumMethod, Recipe
+from medfew.ssl.base import MOMENTUM_SGD, MomentumMethod
 
 
 class MoCo(MomentumMethod):
@@ -25,9 +25,7 @@ class MoCo(MomentumMethod):
     (B, C, H, W) x 2 -> scalar loss.
     """
 
-    # lr 0.12 per 256 (0.06 per 128, lightly's CIFAR-10 benchmark): on a 1,600-image pool lr 1.0 drifts below
-    # the random network in 1,000 steps (BENCHMARKS.md part 6)
-    recipe = Recipe(optimizer="sgd", lr=0.12, weight_decay=5e-4, warmup=0.1)
+    recipe = MOMENTUM_SGD
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
 from torch import Tensor
 
 from medfew.models import Backbone
-from medfew.ssl.base import Recipe, SSLMethod
+from medfew.ssl.base import MOMENTUM_SGD, SSLMethod
 
 
 class SimSiam(SSLMethod):
@@ -18,9 +18,7 @@ class SimSiam(SSLMethod):
     similarity).
     """
 
-    # lr 0.12 per 256 (0.06 per 128, lightly's CIFAR-10 benchmark): on a 1,600-image pool it does at least as
-    # well as lr 0.5 in 1,000 steps (BENCHMARKS.md part 6)
-    recipe = Recipe(optimizer="sgd", lr=0.12, weight_decay=5e-4, warmup=0.1)
+    recipe = MOMENTUM_SGD
     constant_lr = ("predictor",)
 
     def __init__(
