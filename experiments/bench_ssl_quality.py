@@ -26,6 +26,7 @@ import copy
 import csv
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -103,9 +104,10 @@ def run_method(method: str, args: argparse.Namespace, pool: ImageData, monitor: 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
+def parser(description: str, methods: Iterable[str]) -> argparse.ArgumentParser:
+    """The options shared with bench_ssl_lightly.py: budget, network, monitor, seed, threads, run folders."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(methods), help="comma-separated, from: " + ", ".join(methods))
     parser.add_argument("--steps", type=int, default=None, help=f"optimiser steps (default {SHORT['steps']}; --long: {LONG['steps']})")
     parser.add_argument("--batch-size", type=int, default=None, help=f"default {SHORT['batch_size']} (--long: {LONG['batch_size']})")
     parser.add_argument("--long", action="store_true", help="the longer budget")
@@ -114,45 +116,56 @@ def main() -> None:
     parser.add_argument("--zero-init-last", action="store_true", help="keep timm's zero-initialised residual branches (ssl.zero_init_last=true)")
     parser.add_argument("--monitor-per-class", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--supervised", action="store_true", help="also train the network on the pool's labels: the monitor's ceiling")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--override", action="append", default=[], help="extra Hydra override of configs/pretrain.yaml, repeatable")
-    parser.add_argument("--out", default=None, help="run folders (default outputs/bench_ssl_quality/<budget>)")
-    args = parser.parse_args()
+    parser.add_argument("--out", default=None, help="run folders (default outputs/<script>/<budget>)")
+    return parser
+
+
+def start(args: argparse.Namespace, methods: Iterable[str], script: str) -> tuple[DictConfig, ImageData, ImageData, nn.Module]:
+    """Check and complete ``args``; (config, labelled pool, monitor, the random network every method starts
+    from), after printing the floor: the random network's kNN, and with its BatchNorm statistics on the pool."""
     configure_console()
     budget = LONG if args.long else SHORT
     args.steps = args.steps or budget["steps"]
     args.batch_size = args.batch_size or budget["batch_size"]
-    args.out = args.out or f"outputs/bench_ssl_quality/{args.backbone}-{args.image_size}px-{args.steps}x{args.batch_size}"
-    methods = args.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS]
+    args.out = args.out or f"outputs/{script}/{args.backbone}-{args.image_size}px-{args.steps}x{args.batch_size}"
+    args.methods = args.methods.split(",")
+    unknown = [m for m in args.methods if m not in methods]
     if unknown:
-        raise SystemExit(f"unknown methods {unknown}; valid ones are {', '.join(METHODS)}")
+        raise SystemExit(f"unknown methods {unknown}; valid ones are {', '.join(methods)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    cfg = config(methods[0], args)
+    cfg = config(args.methods[0], args)
     data = preprocess(instantiate(cfg.data.source), cfg.data.image_size, cfg.data.channels)
     labelled_pool, monitor = pool_and_monitor(data, cfg.monitor_per_class, cfg.seed, keep_labels=True)
-    pool = labelled_pool.unlabeled()
     pl.seed_everything(args.seed, verbose=False)  # pretrain seeds the same way: this is every method's start
     encoder = instantiate(cfg.backbone)()
     if not args.zero_init_last:
         open_residual_branches(encoder)  # as pretrain starts it
     knn0, std0 = measure(encoder, monitor, cfg.ssl.knn_k)
-    knn1, std1 = measure(recalibrated(encoder, pool), monitor, cfg.ssl.knn_k)
+    knn1, std1 = measure(recalibrated(copy.deepcopy(encoder), labelled_pool), monitor, cfg.ssl.knn_k)
     print(
-        f"PBC {cfg.data.image_size} px, {args.backbone}, pool {len(pool)}, monitor {len(monitor)}; "
+        f"PBC {cfg.data.image_size} px, {args.backbone}, pool {len(labelled_pool)}, monitor {len(monitor)}; "
         f"budget {args.steps} steps x batch {args.batch_size}; torch threads {torch.get_num_threads()}"
     )
     print(f"{'random init':<14} kNN {knn0:.3f}  std {std0:.4f}  (1/sqrt(D) = {1 / math.sqrt(encoder.num_features):.4f})")
     print(f"{'  BN on pool':<14} kNN {knn1:.3f}  std {std1:.4f}", flush=True)
+    return cfg, labelled_pool, monitor, encoder
+
+
+def main() -> None:
+    cli = parser(__doc__, METHODS)
+    cli.add_argument("--supervised", action="store_true", help="also train the network on the pool's labels: the monitor's ceiling")
+    args = cli.parse_args()
+    cfg, labelled_pool, monitor, encoder = start(args, METHODS, "bench_ssl_quality")
+    pool = labelled_pool.unlabeled()
     if args.supervised:
-        start = time.perf_counter()
+        begin = time.perf_counter()
         knn2, std2 = measure(supervised(encoder, labelled_pool, instantiate(cfg.augment), args), monitor, cfg.ssl.knn_k)
-        print(f"{'supervised':<14} kNN {knn2:.3f}  std {std2:.4f}  (pool labels, {args.steps} steps, {time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"{'supervised':<14} kNN {knn2:.3f}  std {std2:.4f}  (pool labels, {args.steps} steps, {time.perf_counter() - begin:.0f} s)", flush=True)
     rows = []
-    for method in methods:
+    for method in args.methods:
         row = run_method(method, args, pool, monitor)
         rows.append(row)
         print(
