@@ -15,6 +15,16 @@ from typing import Any
 from omegaconf import DictConfig, Node, OmegaConf
 
 
+def folder_name(text: str) -> str:
+    """``text`` as one folder name: '/' written as %2F ('%' as %25, so two texts never share a name)."""
+    return str(text).replace("%", "%25").replace("/", "%2F")
+
+
+# ${folder_name:...} in configs/hydra: a sweep's job folder is named from its overrides, and a path-valued one
+# (data.source.path=/a/b) would otherwise nest the job in subfolders
+OmegaConf.register_new_resolver("folder_name", folder_name, replace=True)
+
+
 def leaf_paths(node: DictConfig, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Key paths of ``node``'s leaves, without resolving interpolations (``${backbone}`` is a leaf)."""
     for key in node.keys():

@@ -25,7 +25,7 @@ def test_multirun_of_two_learners_and_two_seeds_gathers_into_one_table(breastmni
     command = [
         sys.executable, "experiments/run.py", "-m", f"paths.log_dir={tmp_path}", "logger=none",
         "learners=[prototype_pixels],[logreg_pixels]", "seeds=[0],[1]", "protocol.per_class=[5]",
-        "protocol.fractions=[]", "report.reference=logreg_pixels",
+        "protocol.fractions=[]", "report.reference=logreg_pixels", f"paths.cache_dir={tmp_path}/cache",
     ]  # fmt: skip
     env = os.environ | {"MEDFEW_DATA": str(DATA_DIR)}
     done = subprocess.run(
@@ -39,7 +39,7 @@ def test_multirun_of_two_learners_and_two_seeds_gathers_into_one_table(breastmni
     )
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = tmp_path / "compare" / "multirun" / "breastmnist-label_budget"
-    assert len(list(sweep.glob("*/results.csv"))) == 4  # one per job
+    assert len(list(sweep.glob("*/results.csv"))) == 4  # one folder per job, not nested by the path-valued override
     with (sweep / "results.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert sorted((r["learner"], r["seed"]) for r in rows) == [
