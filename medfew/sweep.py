@@ -144,31 +144,32 @@ def gather(
                     f"(not told apart: {sorted(ignore)} and other learners' learner_overrides)"
                 )
             rows.append(row)
-    settings = dict(report) if report is not None else job_report(jobs[0])
+    configs = [resolved_config(job) for job in jobs]
+    settings = dict(report) if report is not None else (OmegaConf.to_container(configs[0].report) if "report" in configs[0] else {})
     settings["reference"] = reference_label(reference or settings.get("reference", "finetune"), labels)
     if reference is not None and settings["reference"] not in labels:
         raise ValueError(f"reference {reference!r} is none of the gathered learners: {sorted(labels)}")
     merged = ResultsFile(sweep_dir / "results.csv")
     merged.path.unlink(missing_ok=True)
     merged.append(rows)
-    summary = write_report(rows, sweep_dir, header=sweep_header(jobs), **settings)
+    summary = write_report(rows, sweep_dir, header=sweep_header(jobs, configs), **settings)
     log.info("gathered %d rows of %d jobs into %s", len(rows), len(jobs), sweep_dir / "summary.md")
     return summary
 
 
-def sweep_header(jobs: list[Path]) -> dict[str, Any]:
+def sweep_header(jobs: list[Path], configs: list[DictConfig]) -> dict[str, Any]:
     """The gathered table's run context: the first job's (classes, split), a smoke run if any job's
-    config_resolved.yaml (written before it scores) says so."""
-    smoke = any(OmegaConf.load(path).get("smoke") for job in jobs if (path := job / "config_resolved.yaml").exists())
+    config (``configs``, as written before it scores) says so."""
     summary = next((job / "summary.json" for job in jobs if (job / "summary.json").exists()), None)
     header = json.loads(summary.read_text()).get("header", {}) if summary else {}
+    smoke = any(config.get("smoke") for config in configs)
     return {k: v for k, v in header.items() if k not in ("smoke", "data fingerprints")} | ({"smoke": True} if smoke else {})
 
 
-def job_report(job_dir: Path) -> dict[str, Any]:
-    """The ``report`` settings of a job (its config_resolved.yaml), or the defaults when absent."""
+def resolved_config(job_dir: Path) -> DictConfig:
+    """A job's config_resolved.yaml, or an empty config when absent (then the report defaults apply)."""
     path = job_dir / "config_resolved.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path).report) if path.exists() else {}
+    return OmegaConf.load(path) if path.exists() else OmegaConf.create()
 
 
 def sweep_tags(summary: Mapping[str, Any], sweep_dir: Path) -> dict[str, list]:
