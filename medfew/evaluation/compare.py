@@ -144,7 +144,7 @@ def header(cfg: DictConfig, folds: list[Fold]) -> dict[str, Any]:
     return {
         **({"smoke": True} if cfg.smoke else {}),
         **folds[0].protocol.classes(),
-        "split": describe_split(cfg.data) if folds[0].protocol.cuts_images else "by class (data.class_split)",
+        "split": describe_split(cfg.data) if folds[0].protocol.cuts_images else folds[0].protocol.description,
         "data fingerprints": {f.name: f.data_hash for f in folds},
     }
 

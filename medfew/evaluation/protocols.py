@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -93,15 +93,19 @@ class EpisodesProtocol(Protocol):
     """Fixed N-way K-shot episode sets on novel classes, one per K, drawn once from ``episode_seed``.
 
     Learners prepare on the base classes (``base``), the val classes (``val``) and their
-    images without labels (``unlabeled``); novel classes are never seen before the tasks.
-    Seeds vary the learners (init, pretraining), never the episodes.
+    images without labels (``unlabeled``); novel classes are never seen before the tasks,
+    unless ``novel_unlabeled`` > 0: that share of each novel class's images (at least one,
+    drawn from ``episode_seed``) joins ``unlabeled`` without labels and never appears in an
+    episode (unlabeled scans of the target domain, as in STARTUP, Phoo & Hariharan 2021,
+    https://arxiv.org/abs/2012.05899). Seeds vary the learners (init, pretraining), never the episodes.
 
     Args:
         data: the whole labelled dataset.
         class_split: base / val / novel class lists or counts (``medfew.data.class_split``).
         shots: K of each episode set; n_way: classes per episode (None: every novel class);
         n_query: query images per class; n_episodes: episodes per K; episode_seed: draws
-            the class split (when given as counts) and the episodes.
+            the class split (when given as counts), the novel images held out unlabeled and the episodes.
+        novel_unlabeled: share of each novel class's images given to learners without labels, in [0, 1).
     """
 
     shares_prepare = True
@@ -117,17 +121,24 @@ class EpisodesProtocol(Protocol):
         n_episodes: int = 100,
         episode_seed: int = 0,
         name: str = "episodes",
+        novel_unlabeled: float = 0.0,
     ) -> None:
         self.name = name
         if n_episodes < 1:
             raise ValueError(f"the episodes protocol needs n_episodes >= 1 (protocol.n_episodes / episodes), got {n_episodes}")
+        if not 0 <= novel_unlabeled < 1:
+            raise ValueError(f"protocol.novel_unlabeled is a share of each novel class's images in [0, 1), got {novel_unlabeled}")
         if not class_split:
             raise ValueError(
                 f"the episodes protocol needs data.class_split (base / val / novel classes); {data.name} has none"
             )
         split = splits.class_split(data.class_names, **class_split, seed=episode_seed)
         self.parts = split.apply(data)
-        self.novel = self.parts["novel"]
+        self.novel, self.novel_pool = hold_out(self.parts["novel"], novel_unlabeled, episode_seed)
+        self.description = "by class (data.class_split)" + (
+            f"; {novel_unlabeled:g} of each novel class's images ({len(self.novel_pool)}) unlabeled in the pretraining pool, never in an episode"
+            if self.novel_pool is not None else ""
+        )
         n_way = n_way or self.novel.n_classes
         self.episode_sets = {
             k: EpisodeSet.draw(self.novel, n_way, k, n_query, n_episodes, seed=episode_seed) for k in shots
@@ -138,7 +149,7 @@ class EpisodesProtocol(Protocol):
 
     def context(self, setting: Setting, seed: int, workdir: Path) -> PrepareContext:
         base, val = self.parts.get("base"), self.parts.get("val")
-        pool = [part for part in (base, val) if part is not None]
+        pool = [part for part in (base, val, self.novel_pool) if part is not None]
         unlabeled = concat(pool).unlabeled() if pool else None
         return PrepareContext(workdir=workdir / f"seed{seed}", seed=seed, base=base, val=val, unlabeled=unlabeled)
 
@@ -162,6 +173,18 @@ class EpisodesProtocol(Protocol):
                 episode=i,
             )
 
+
+
+def hold_out(novel: ImageData, share: float, seed: int) -> tuple[ImageData, ImageData | None]:
+    """(the novel images episodes draw from, the held-out ``share`` of each class without labels or None).
+
+    The episodes' data is renamed with the share, so their hash differs from the episodes of all images.
+    """
+    if not share:
+        return novel, None
+    held = splits.label_budget(novel, fraction=share, seed=seed)
+    rest = novel.subset(held.unlabeled)
+    return replace(rest, name=f"{novel.name} (novel_unlabeled {share:g})"), novel.subset(held.labelled).unlabeled()
 
 class LabelBudgetProtocol(Protocol):
     """K labels per class or a fraction p of the official train split; test on the whole test split.

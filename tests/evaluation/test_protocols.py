@@ -57,6 +57,20 @@ def test_episodes_protocol_keeps_novel_classes_unseen(bloodcells, tmp_path: Path
     assert protocol.split_hash(Setting("shots", 5), seed=0) == protocol.split_hash(Setting("shots", 5), seed=7) == expected
 
 
+def test_novel_images_held_out_unlabeled_join_the_pool_and_never_an_episode(bloodcells, tmp_path: Path):
+    protocol = EpisodesProtocol(bloodcells, SPLIT, shots=[5], n_query=15, n_episodes=20, novel_unlabeled=0.2)
+    unlabeled = protocol.context(Setting("shots", 5), seed=0, workdir=tmp_path).unlabeled
+    assert len(unlabeled) == 5 * 250 + 3 * 50 and (unlabeled.labels == -1).all()  # base + val + 20 % of each novel class
+    held = {image.numpy().tobytes() for image in unlabeled.images[-150:]}
+    shown = [image for task in protocol.tasks(Setting("shots", 5), seed=0) for image in (*task.support, *task.query)]
+    assert len(shown) == 20 * 3 * 20 and not any((image * 255).round().byte().numpy().tobytes() in held for image in shown)
+    every_image = EpisodesProtocol(bloodcells, SPLIT, shots=[5], n_query=15, n_episodes=20)
+    assert protocol.split_hash(Setting("shots", 5), 0) != every_image.split_hash(Setting("shots", 5), 0)
+    assert "0.2 of each novel class's images (150) unlabeled" in protocol.description
+    with pytest.raises(ValueError, match=r"protocol.novel_unlabeled is a share .* in \[0, 1\), got 1"):
+        EpisodesProtocol(bloodcells, SPLIT, novel_unlabeled=1)
+
+
 def test_episodes_protocol_needs_a_class_split(breastmnist):
     with pytest.raises(ValueError, match="needs data.class_split"):
         EpisodesProtocol(breastmnist, None)
