@@ -174,7 +174,6 @@ class EpisodesProtocol(Protocol):
             )
 
 
-
 def hold_out(novel: ImageData, share: float, seed: int) -> tuple[ImageData, ImageData | None]:
     """(the novel images episodes draw from, the held-out ``share`` of each class without labels or None).
 
@@ -185,6 +184,7 @@ def hold_out(novel: ImageData, share: float, seed: int) -> tuple[ImageData, Imag
     held = splits.label_budget(novel, fraction=share, seed=seed)
     rest = novel.subset(held.unlabeled)
     return replace(rest, name=f"{novel.name} (novel_unlabeled {share:g})"), novel.subset(held.labelled).unlabeled()
+
 
 class LabelBudgetProtocol(Protocol):
     """K labels per class or a fraction p of the official train split; test on the whole test split.
