@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -94,8 +95,8 @@ class EpisodesProtocol(Protocol):
 
     Learners prepare on the base classes (``base``), the val classes (``val``) and their
     images without labels (``unlabeled``); novel classes are never seen before the tasks,
-    unless ``novel_unlabeled`` > 0: that share of each novel class's images (at least one,
-    drawn from ``episode_seed``) joins ``unlabeled`` without labels and never appears in an
+    unless ``novel_unlabeled`` > 0: that share of each novel class's images (by patient, see
+    ``hold_out``; drawn from ``episode_seed``) joins ``unlabeled`` without labels and never appears in an
     episode (unlabeled scans of the target domain, as in STARTUP, Phoo & Hariharan 2021,
     https://arxiv.org/abs/2012.05899). Seeds vary the learners (init, pretraining), never the episodes.
 
@@ -177,13 +178,16 @@ class EpisodesProtocol(Protocol):
 def hold_out(novel: ImageData, share: float, seed: int) -> tuple[ImageData, ImageData | None]:
     """(the novel images episodes draw from, the held-out ``share`` of each class without labels or None).
 
-    The episodes' data is renamed with the share, so their hash differs from the episodes of all images.
+    The cut is a stratified split by group (``medfew.data.make_splits``): a patient's images, and
+    near-duplicate images, stay on one side. The episodes' data is renamed with the share, so
+    their hash differs from the episodes of all images.
     """
     if not share:
         return novel, None
-    held = splits.label_budget(novel, fraction=share, seed=seed)
-    rest = novel.subset(held.unlabeled)
-    return replace(rest, name=f"{novel.name} (novel_unlabeled {share:g})"), novel.subset(held.labelled).unlabeled()
+    cut = splits.make_splits(novel, "stratified", {"train": 1 - share, "val": 0.0, "test": share}, seed=seed)[0].data.split
+    rest = novel.subset(torch.from_numpy(np.flatnonzero(cut == "train")))
+    held = novel.subset(torch.from_numpy(np.flatnonzero(cut == "test"))).unlabeled()
+    return replace(rest, name=f"{novel.name} (novel_unlabeled {share:g})"), held
 
 
 class LabelBudgetProtocol(Protocol):

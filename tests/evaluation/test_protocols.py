@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from medfew.data import EpisodeSet
+from medfew.data import EpisodeSet, ImageData
 from medfew.evaluation.protocols import EpisodesProtocol, LabelBudgetProtocol, Setting
 
 SPLIT = {"base": ["basophil", "erythroblast", "platelet"], "val": ["eosinophil", "ig"], "novel": ["lymphocyte", "monocyte", "neutrophil"]}
@@ -69,6 +69,16 @@ def test_novel_images_held_out_unlabeled_join_the_pool_and_never_an_episode(bloo
     assert "0.2 of each novel class's images (150) unlabeled" in protocol.description
     with pytest.raises(ValueError, match=r"protocol.novel_unlabeled is a share .* in \[0, 1\), got 1"):
         EpisodesProtocol(bloodcells, SPLIT, novel_unlabeled=1)
+
+
+def test_novel_images_are_held_out_by_patient():
+    patients = torch.arange(60).repeat_interleave(3)  # 60 patients x 3 images; 20 patients per class
+    labels = patients // 20
+    images = torch.randint(0, 256, (180, 1, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    data = ImageData(images, labels, ("base", "a", "b"), groups=patients, name="scans")
+    protocol = EpisodesProtocol(data, {"base": ["base"], "val": [], "novel": ["a", "b"]}, shots=[1], n_query=2, n_episodes=2, novel_unlabeled=0.25)
+    held, shown = set(protocol.novel_pool.groups.tolist()), set(protocol.novel.groups.tolist())
+    assert len(held) == 10 and len(shown) == 30 and not held & shown  # 25 % of each class's patients, whole
 
 
 def test_episodes_protocol_needs_a_class_split(breastmnist):
