@@ -106,20 +106,20 @@ def run_method(method: str, args: argparse.Namespace, pool: ImageData, monitor: 
 
 def parser(description: str, methods: Iterable[str]) -> argparse.ArgumentParser:
     """The options shared with bench_ssl_lightly.py: budget, network, monitor, seed, threads, run folders."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default=",".join(methods), help="comma-separated, from: " + ", ".join(methods))
-    parser.add_argument("--steps", type=int, default=None, help=f"optimiser steps (default {SHORT['steps']}; --long: {LONG['steps']})")
-    parser.add_argument("--batch-size", type=int, default=None, help=f"default {SHORT['batch_size']} (--long: {LONG['batch_size']})")
-    parser.add_argument("--long", action="store_true", help="the longer budget")
-    parser.add_argument("--backbone", default="resnet18", help="a configs/backbone name")
-    parser.add_argument("--image-size", type=int, default=28)
-    parser.add_argument("--zero-init-last", action="store_true", help="keep timm's zero-initialised residual branches (ssl.zero_init_last=true)")
-    parser.add_argument("--monitor-per-class", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--override", action="append", default=[], help="extra Hydra override of configs/pretrain.yaml, repeatable")
-    parser.add_argument("--out", default=None, help="run folders (default outputs/<script>/<budget>)")
-    return parser
+    cli = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--methods", default=",".join(methods), help="comma-separated, from: " + ", ".join(methods))
+    cli.add_argument("--steps", type=int, default=None, help=f"optimiser steps (default {SHORT['steps']}; --long: {LONG['steps']})")
+    cli.add_argument("--batch-size", type=int, default=None, help=f"default {SHORT['batch_size']} (--long: {LONG['batch_size']})")
+    cli.add_argument("--long", action="store_true", help="the longer budget")
+    cli.add_argument("--backbone", default="resnet18", help="a configs/backbone name")
+    cli.add_argument("--image-size", type=int, default=28)
+    cli.add_argument("--zero-init-last", action="store_true", help="keep timm's zero-initialised residual branches (ssl.zero_init_last=true)")
+    cli.add_argument("--monitor-per-class", type=int, default=50)
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    cli.add_argument("--override", action="append", default=[], help="extra Hydra override of configs/pretrain.yaml, repeatable")
+    cli.add_argument("--out", default=None, help="run folders (default outputs/<script>/<budget>)")
+    return cli
 
 
 def start(args: argparse.Namespace, methods: Iterable[str], script: str) -> tuple[DictConfig, ImageData, ImageData, nn.Module]:
