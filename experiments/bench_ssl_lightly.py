@@ -9,7 +9,8 @@ lightly's view transform for the method (PIL, image by image), lightly's heads, 
 momentum from 0.99 to 1 on a cosine. Changed from lightly: 90-degree rotations and vertical flips
 (a blood smear has no up), no Gaussian blur at 28 px (as lightly's CIFAR-10 benchmark), no
 normalisation in the transform (medfew's backbone normalises). The network and its
-initialisation, the pool, the kNN monitor and the budget are bench_ssl_quality.py's, so a line here
+initialisation, the pool, the kNN monitor and the budget are bench_ssl_quality.py's (and so are the lines
+and files it writes: <out>/<method>/knn.csv, <out>/results.csv), so a line here
 and that script's line for the same method differ only in loop, views, heads and optimiser.
 """
 
@@ -17,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import time
 from pathlib import Path
 
 import torch
-from bench_ssl_quality import measure, parser, start
+from bench_ssl_quality import measure, method_line, parser, start, summarise, write_csv
 from lightly.loss import NegativeCosineSimilarity, NTXentLoss
 from lightly.models.modules import (
     BYOLPredictionHead,
@@ -116,22 +116,14 @@ def train(method: str, encoder: nn.Module, pool: ImageData, monitor: ImageData, 
 def main() -> None:
     args = parser(__doc__, METHODS).parse_args()
     cfg, labelled_pool, monitor, encoder = start(args, METHODS, "bench_ssl_lightly")
+    pool, summaries = labelled_pool.unlabeled(), []
     for method in args.methods:
         begin = time.perf_counter()
-        rows = train(method, encoder, labelled_pool.unlabeled(), monitor, args, cfg.ssl.knn_k)
-        folder = Path(args.out) / method
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "knn.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        first, last = rows[0], rows[-1]
-        print(
-            f"{method + ' (lightly)':<18} kNN {first['knn_acc']:.3f} -> {last['knn_acc']:.3f} ({last['knn_acc'] - first['knn_acc']:+.3f})"
-            f"  std {first['embedding_std']:.4f} -> {last['embedding_std']:.4f}  steps {last['step']}  wall {time.perf_counter() - begin:.0f} s",
-            flush=True,
-        )
-
+        rows = train(method, encoder, pool, monitor, args, cfg.ssl.knn_k)
+        write_csv(Path(args.out) / method / "knn.csv", rows)
+        summaries.append(summarise(method, rows, time.perf_counter() - begin))
+        print(method_line(f"{method} (lightly)", summaries[-1]), flush=True)
+    write_csv(Path(args.out) / "results.csv", summaries)
 
 if __name__ == "__main__":
     main()

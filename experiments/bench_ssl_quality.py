@@ -95,13 +95,32 @@ def run_method(method: str, args: argparse.Namespace, pool: ImageData, monitor: 
     instantiate(cfg.ssl)(pool, workdir, args.seed, monitor=monitor)
     wall = time.perf_counter() - start
     with (workdir / "knn.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        return summarise(method, list(csv.DictReader(f)), wall)
+
+
+def summarise(method: str, rows: list[dict], wall: float) -> dict:
+    """One results.csv row from a method's kNN rows (step, knn_acc, embedding_std), first and last."""
     first, last = rows[0], rows[-1]
     return {
         "method": method, "knn_before": float(first["knn_acc"]), "knn_after": float(last["knn_acc"]),
         "std_before": float(first["embedding_std"]), "std_after": float(last["embedding_std"]),
         "steps": int(last["step"]), "wall_s": wall,
     }
+
+
+def method_line(label: str, row: dict) -> str:
+    return (
+        f"{label:<18} kNN {row['knn_before']:.3f} -> {row['knn_after']:.3f} ({row['knn_after'] - row['knn_before']:+.3f})"
+        f"  std {row['std_before']:.4f} -> {row['std_after']:.4f}  steps {row['steps']}  wall {row['wall_s']:.0f} s"
+    )
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def parser(description: str, methods: Iterable[str]) -> argparse.ArgumentParser:
@@ -166,17 +185,9 @@ def main() -> None:
         print(f"{'supervised':<14} kNN {knn2:.3f}  std {std2:.4f}  (pool labels, {args.steps} steps, {time.perf_counter() - begin:.0f} s)", flush=True)
     rows = []
     for method in args.methods:
-        row = run_method(method, args, pool, monitor)
-        rows.append(row)
-        print(
-            f"{method:<14} kNN {row['knn_before']:.3f} -> {row['knn_after']:.3f} ({row['knn_after'] - row['knn_before']:+.3f})"
-            f"  std {row['std_before']:.4f} -> {row['std_after']:.4f}  steps {row['steps']}  wall {row['wall_s']:.0f} s",
-            flush=True,
-        )
-    with (Path(args.out) / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        rows.append(run_method(method, args, pool, monitor))
+        print(method_line(method, rows[-1]), flush=True)
+    write_csv(Path(args.out) / "results.csv", rows)
 
 
 if __name__ == "__main__":

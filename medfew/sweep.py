@@ -145,7 +145,7 @@ def gather(
                 )
             rows.append(row)
     configs = [resolved_config(job) for job in jobs]
-    settings = dict(report) if report is not None else (OmegaConf.to_container(configs[0].report) if "report" in configs[0] else {})
+    settings = dict(report) if report is not None else OmegaConf.to_container(configs[0]).get("report", {})
     settings["reference"] = reference_label(reference or settings.get("reference", "finetune"), labels)
     if reference is not None and settings["reference"] not in labels:
         raise ValueError(f"reference {reference!r} is none of the gathered learners: {sorted(labels)}")
