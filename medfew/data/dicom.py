@@ -14,6 +14,9 @@ photometric interpretations, and files without pixel data are refused, naming th
 PatientID becomes ``groups`` (integer codes in sorted id order; a file without one gets a
 group of its own) so splits can keep a patient's scans together; a ``groups.csv`` in the
 folder replaces PatientIDs (folder layouts and groups.csv: ``medfew.data.layout``).
+Files are read by suffix (.dcm, .dicom, any case) or, whatever their name (scanners and PACS
+exports often write none), by the DICM marker of the DICOM file format (PS3.10 7.1); a
+DICOMDIR index is not an image and is skipped.
 """
 
 from __future__ import annotations
@@ -24,14 +27,22 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import torch
+from pydicom.misc import is_dicom
 from pydicom.pixels import apply_modality_lut
 
 from medfew.data.dataset import ImageData, group_codes
 from medfew.data.folder import stack_images
-from medfew.data.layout import list_files, read_groups, resolve_folder
+from medfew.data.layout import FileKind, list_files, read_groups, resolve_folder
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def is_dicom_image(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_SUFFIXES or (path.name.upper() != "DICOMDIR" and is_dicom(path))
+
+
+DICOM = FileKind("DICOM files (.dcm, .dicom, or the DICM marker)", is_dicom_image)
 
 
 def window_to_uint8(values: np.ndarray, center: float | None, width: float | None) -> np.ndarray:
@@ -97,7 +108,7 @@ def load_dicom_folder(
     channels: int | None = None,
     root: str | os.PathLike | None = None,
 ) -> ImageData:
-    """Load the .dcm / .dicom files under ``<root>/path`` (or an absolute ``path``).
+    """Load the DICOM files under ``<root>/path`` (or an absolute ``path``; which files: module docstring).
 
     Args:
         path: with ``labelled``, a folder with one subfolder per class (files searched
@@ -114,7 +125,7 @@ def load_dicom_folder(
         ``filenames`` relative to the folder.
     """
     folder = resolve_folder(path, root)
-    listing = list_files(folder, DICOM_SUFFIXES, labelled)
+    listing = list_files(folder, DICOM, labelled)
     files = listing.files
     images, ids = zip(*(read_dicom(f) for f in files))
     groups = read_groups(folder, files)

@@ -28,10 +28,11 @@ import torch
 from PIL import Image
 
 from medfew.data.dataset import ImageData
-from medfew.data.layout import list_files, read_groups, resolve_folder
+from medfew.data.layout import FileKind, list_files, read_groups, resolve_folder
 from medfew.data.preprocess import convert_channels, resize_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGES = FileKind("PNG / JPEG / BMP / TIFF images", lambda path: path.suffix.lower() in IMAGE_SUFFIXES)
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
@@ -142,7 +143,7 @@ def load_image_folder(
         ``filenames`` relative to the folder.
     """
     folder = resolve_folder(path, root)
-    listing = list_files(folder, IMAGE_SUFFIXES, labelled)
+    listing = list_files(folder, IMAGES, labelled)
     files = listing.files
     return ImageData(
         images=stack_images([read_image(f) for f in files], files, size, channels),

@@ -11,13 +11,18 @@ Unlabelled (``labelled=False``): every file under the folder, no split.
 ``train/glioma/a.png``) sets each listed image's group (a patient id, say) so that splits keep
 a group's images in one part. Images it does not list get a group of their own; a row naming a
 file that is not one of the images is an error.
+
+Which files count is the loader's ``FileKind``. Hidden files and folders are skipped; every other
+file that is not of the kind (and not groups.csv) is named in a warning, never dropped silently.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +33,15 @@ from medfew.data.dataset import SPLIT_NAMES, UNLABELED, group_codes
 from medfew.data.root import data_root
 
 GROUPS_FILE = "groups.csv"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """The files a loader reads: ``name`` for messages, ``accepts`` tests one path."""
+
+    name: str
+    accepts: Callable[[Path], bool]
 
 
 @dataclass(frozen=True)
@@ -50,51 +64,72 @@ def resolve_folder(path: str | os.PathLike, root: str | os.PathLike | None = Non
     return folder
 
 
-def find_files(folder: Path, suffixes: Sequence[str], recursive: bool = True) -> list[Path]:
-    """Non-hidden files under ``folder`` whose suffix (any case) is in ``suffixes``, sorted."""
+def visible_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """Files under ``folder`` with no hidden part in their path below it, sorted."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
-        p
-        for p in candidates
-        if p.is_file()
-        and p.suffix.lower() in suffixes
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        p for p in candidates if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+
+
+def find_files(folder: Path, kind: FileKind, recursive: bool = True) -> list[Path]:
+    """Non-hidden files under ``folder`` that ``kind`` accepts, sorted."""
+    return [p for p in visible_files(folder, recursive) if kind.accepts(p)]
+
+
+def warn_skipped(folder: Path, files: Sequence[Path], kind: FileKind) -> None:
+    """Log the visible files under ``folder`` that are neither in ``files`` nor groups.csv."""
+    read = set(files) | {folder / GROUPS_FILE}
+    skipped = [p for p in visible_files(folder) if p not in read]
+    if skipped:
+        suffixes = Counter(p.suffix.lower() or "no suffix" for p in skipped)
+        log.warning(
+            "%s: %d files not read (%s): %s. Read are %s, inside the class folders of a labelled layout",
+            folder, len(skipped), ", ".join(f"{n} {s}" for s, n in suffixes.most_common()),
+            ", ".join(p.relative_to(folder).as_posix() for p in skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
+            kind.name,
+        )
 
 
 def subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def class_folders(folder: Path, suffixes: Sequence[str]) -> dict[str, list[Path]]:
+def class_folders(folder: Path, kind: FileKind) -> dict[str, list[Path]]:
     """Class name -> its files (sorted, searched recursively), one entry per subfolder.
 
     Hidden entries are skipped. Raises when there are no class subfolders or one holds no
-    file with one of ``suffixes``.
+    file of ``kind``.
     """
-    classes = {p.name: find_files(p, suffixes) for p in subfolders(folder)}
+    classes = {p.name: find_files(p, kind) for p in subfolders(folder)}
     if not classes:
-        loose = len(find_files(folder, suffixes, recursive=False))
+        loose = len(find_files(folder, kind, recursive=False))
         raise ValueError(
             f"{folder} has no class subfolders (one folder per class expected; found {loose} files "
             f"directly in it). For images without labels pass labelled=false"
         )
     for name, files in classes.items():
         if not files:
-            raise ValueError(f"class folder {folder / name} is empty: no {'/'.join(suffixes)} files in it")
+            raise ValueError(f"class folder {folder / name} is empty: no {kind.name} in it")
     return classes
 
 
-def list_files(folder: Path, suffixes: Sequence[str], labelled: bool) -> FileList:
-    """The files of ``folder`` in one of the layouts of the module docstring."""
+def list_files(folder: Path, kind: FileKind, labelled: bool) -> FileList:
+    """The files of ``folder`` in one of the layouts of the module docstring; the others are logged."""
+    listing = layout_files(folder, kind, labelled)
+    warn_skipped(folder, listing.files, kind)
+    return listing
+
+
+def layout_files(folder: Path, kind: FileKind, labelled: bool) -> FileList:
     if not labelled:
-        files = find_files(folder, suffixes)
+        files = find_files(folder, kind)
         if not files:
-            raise ValueError(f"{folder} holds no {'/'.join(suffixes)} files")
+            raise ValueError(f"{folder} holds no {kind.name}")
         return FileList(files, torch.full((len(files),), UNLABELED), (), None)
     names = [p.name for p in subfolders(folder)]
     if not set(names) & set(SPLIT_NAMES):
-        classes = class_folders(folder, suffixes)
+        classes = class_folders(folder, kind)
         files, labels, _ = gather({"": classes}, tuple(classes))
         return FileList(files, labels, tuple(classes), None)
     if set(names) - set(SPLIT_NAMES) or not {"train", "test"} <= set(names):
@@ -102,7 +137,7 @@ def list_files(folder: Path, suffixes: Sequence[str], labelled: bool) -> FileLis
             f"{folder} has folders {', '.join(names)}: a split layout holds only train/, test/ and optionally val/ "
             "(each with one subfolder per class), and no class folder may be named train, val or test"
         )
-    per_split = {s: class_folders(folder / s, suffixes) for s in SPLIT_NAMES if s in names}
+    per_split = {s: class_folders(folder / s, kind) for s in SPLIT_NAMES if s in names}
     class_names = tuple(per_split["train"])
     for split, classes in per_split.items():
         extra = [c for c in classes if c not in class_names]

@@ -109,11 +109,22 @@ def test_not_dicom_is_named(tmp_path: Path) -> None:
         load_dicom_folder(tmp_path, labelled=False)
 
 
+def test_files_without_suffix_are_read_by_their_marker(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_dicom(tmp_path / "PA0" / "ST0" / "IM000001", patient="P1")
+    write_dicom(tmp_path / "1.2.840.113619.2.55.3.6046", window=None, patient="P2")  # named by its UID
+    write_dicom(tmp_path / "DICOMDIR", pixels=None)  # an index of the others, no image
+    (tmp_path / "readme.txt").write_text("not a scan")
+    data = load_dicom_folder(tmp_path, labelled=False)
+    assert list(data.filenames) == ["1.2.840.113619.2.55.3.6046", "PA0/ST0/IM000001"]
+    assert data.images[0, 0].tolist() == MIN_MAX and data.images[1, 0].tolist() == WINDOWED
+    assert "2 files not read (1 no suffix, 1 .txt): DICOMDIR, readme.txt. Read are DICOM files" in caplog.text
+
+
 def test_empty_and_missing_folders(tmp_path: Path) -> None:
     (tmp_path / "normal").mkdir()
     with pytest.raises(ValueError, match=f"class folder {tmp_path / 'normal'} is empty"):
         load_dicom_folder(tmp_path)
-    with pytest.raises(ValueError, match="holds no .dcm/.dicom files"):
+    with pytest.raises(ValueError, match=r"holds no DICOM files \(.dcm, .dicom, or the DICM marker\)"):
         load_dicom_folder(tmp_path, labelled=False)
     with pytest.raises(FileNotFoundError, match="missing"):
         load_dicom_folder(tmp_path / "missing")

@@ -38,14 +38,26 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_labelled_folder_round_trips(folder: Path) -> None:
+def test_labelled_folder_round_trips(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = load_image_folder(folder)
+    assert "1 files not read (1 .txt): malignant/notes.txt. Read are PNG / JPEG / BMP / TIFF images" in caplog.text
     assert data.class_names == ("benign", "malignant")
     assert data.labels.tolist() == [0, 0, 1, 1]
     assert list(data.filenames) == ["benign/b0.png", "benign/b1.png", "malignant/m0.bmp", "malignant/sub/m1.tif"]
     assert data.images.shape == (4, 1, 8, 6) and data.images.dtype == torch.uint8
     for image, start in zip(data.images, (100, 0, 50, 150)):
         assert torch.equal(image[0], torch.from_numpy(grey(start)))
+
+
+def test_every_file_not_read_is_named(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    save(folder / "loose.png", grey(7))  # beside the class folders: no class
+    save(folder / "benign" / "b2.webp", grey(9))
+    (folder / "benign" / ".DS_Store").write_text("hidden")
+    (folder / "groups.csv").write_text("file,group\nbenign/b0.png,p1\n")
+    assert len(load_image_folder(folder)) == 4
+    warning = caplog.records[-1].getMessage()
+    assert "3 files not read (1 .webp, 1 .png, 1 .txt): benign/b2.webp, loose.png, malignant/notes.txt." in warning
+    assert "DS_Store" not in warning and "groups.csv" not in warning
 
 
 def test_relative_path_is_under_the_root(folder: Path) -> None:
