@@ -8,7 +8,7 @@ Labelled layouts:
 Unlabelled (``labelled=False``): every file under the folder, no split.
 
 ``<folder>/groups.csv`` (columns ``file,group``; ``file`` relative to ``folder``, e.g.
-``train/glioma/a.png``) sets each listed image's group (a patient id, say) so that splits keep
+``train/glioma/a.png``, with / or \\) sets each listed image's group (a patient id, say) so that splits keep
 a group's images in one part. Images it does not list get a group of their own; a row naming a
 file that is not one of the images is an error.
 
@@ -24,7 +24,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import torch
@@ -174,7 +174,8 @@ def read_groups(folder: Path, files: Sequence[Path]) -> torch.Tensor | None:
             raise ValueError(f"{path}: columns are {reader.fieldnames or 'none'}; expected a header row file,group")
         listed: dict[str, str] = {}
         for line, row in enumerate(reader, start=2):
-            file, group = Path((row["file"] or "").strip()).as_posix(), (row["group"] or "").strip()
+            file = PureWindowsPath((row["file"] or "").strip()).as_posix()  # "a\\b.png" or "a/b.png"
+            group = (row["group"] or "").strip()
             if file == "." or not group:
                 raise ValueError(f"{path} line {line}: empty file or group ({row})")
             if listed.get(file, group) != group:

@@ -221,7 +221,7 @@ def test_split_layout_errors(tmp_path: Path) -> None:
 
 def test_groups_csv(tmp_path: Path) -> None:
     split_folder(tmp_path, {"train": {"a": 3}, "test": {"a": 1}})
-    (tmp_path / "groups.csv").write_text("file,group,note\ntrain/a/0.png,p2,x\n./train/a/2.png,p1,\ntest/a/0.png,p2,\n")
+    (tmp_path / "groups.csv").write_text("file,group,note\ntrain/a/0.png,p2,x\n./train/a/2.png,p1,\ntest\\a\\0.png,p2,\n")
     assert load_image_folder(tmp_path).groups.tolist() == [1, 2, 0, 1]  # p1 -> 0, p2 -> 1; unlisted 1.png: its own
     (tmp_path / "groups.csv").write_text("file,group\ntrain/a/0.png,p1\ntrain/a/9.png,p1\nnotes.txt,p3\n")
     with pytest.raises(ValueError, match="groups.csv names 2 files that are not images read from .*: notes.txt, train/a/9.png"):
