@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from medfew.evaluation.plots import LABELLED
 from medfew.evaluation.report import summary_table, write_report
 from medfew.evaluation.results import ResultsFile
 from medfew.tracking import log_comparison
@@ -158,12 +159,13 @@ def gather(
 
 
 def sweep_header(jobs: list[Path], configs: list[DictConfig]) -> dict[str, Any]:
-    """The gathered table's run context: the first job's (classes, split), a smoke run if any job's
-    config (``configs``, as written before it scores) says so."""
-    summary = next((job / "summary.json" for job in jobs if (job / "summary.json").exists()), None)
-    header = json.loads(summary.read_text()).get("header", {}) if summary else {}
+    """The gathered table's run context: the first job's (classes, split), every job's labelled counts
+    (``LABELLED``), a smoke run if any job's config (``configs``, as written before it scores) says so."""
+    headers = [json.loads((job / "summary.json").read_text()).get("header", {}) for job in jobs if (job / "summary.json").exists()]
+    header = {k: v for k, v in (headers[0] if headers else {}).items() if k not in ("smoke", "data fingerprints")}
+    labelled = {setting: count for h in headers for setting, count in h.get(LABELLED, {}).items()}
     smoke = any(config.get("smoke") for config in configs)
-    return {k: v for k, v in header.items() if k not in ("smoke", "data fingerprints")} | ({"smoke": True} if smoke else {})
+    return header | ({LABELLED: labelled} if labelled else {}) | ({"smoke": True} if smoke else {})
 
 
 def resolved_config(job_dir: Path) -> DictConfig:

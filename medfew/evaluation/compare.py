@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from itertools import chain
 from pathlib import Path
@@ -36,6 +36,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from medfew.config import apply_knobs, check_keys
 from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
+from medfew.evaluation.plots import LABELLED
 from medfew.evaluation.protocols import Task
 from medfew.evaluation.report import summary_table, write_report
 from medfew.evaluation.results import ResultsFile, row_key
@@ -145,8 +146,29 @@ def header(cfg: DictConfig, folds: list[Fold]) -> dict[str, Any]:
         **({"smoke": True} if cfg.smoke else {}),
         **folds[0].protocol.classes(),
         "split": describe_split(cfg.data) if folds[0].protocol.cuts_images else folds[0].protocol.description,
+        **({LABELLED: labelled} if (labelled := labelled_counts(folds)) else {}),
         "data fingerprints": {f.name: f.data_hash for f in folds},
     }
+
+
+def labelled_counts(folds: list[Fold]) -> dict[str, str]:
+    """Per setting, the labelled training images over the folds, '3 of 45 (6.67 %)': a fraction's
+    one-image-per-class minimum can make it more than it says. {} for protocols without a budget."""
+    shown = {}
+    for setting in folds[0].protocol.settings():
+        counts = [fold.protocol.budget(setting) for fold in folds]
+        if None in counts:
+            return {}
+        labelled, total = zip(*counts)
+        shares = [100 * n / of for n, of in counts]
+        shown[setting.name] = f"{span(labelled)} of {span(total)} ({span(shares, '{:.3g}')} %)"
+    return shown
+
+
+def span(values: Sequence[float], form: str = "{}") -> str:
+    """'3' when every value is 3, else 'min-max', each value written by ``form``."""
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low}-{high}"
 
 
 def describe_split(data: DictConfig) -> str:

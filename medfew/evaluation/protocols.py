@@ -89,6 +89,11 @@ class Protocol(ABC):
     @abstractmethod
     def tasks(self, setting: Setting, seed: int, device: str | torch.device = "cpu") -> Iterator[Task]: ...
 
+    def budget(self, setting: Setting) -> tuple[int, int] | None:
+        """(labelled images, images they are drawn from) behind ``setting``, where the protocol draws a
+        labelled subset whose size is not the setting's value itself; else None."""
+        return None
+
 
 class EpisodesProtocol(Protocol):
     """Fixed N-way K-shot episode sets on novel classes, one per K, drawn once from ``episode_seed``.
@@ -243,6 +248,10 @@ class LabelBudgetProtocol(Protocol):
         else:
             budget = splits.label_budget(self.train, fraction=setting.value, seed=seed)
         return budget.labelled, budget.unlabeled
+
+    def budget(self, setting: Setting) -> tuple[int, int]:
+        """The count does not depend on the seed: per class, the setting's share (at least one) or count."""
+        return len(self.labelled(setting, 0)[0]), len(self.train)
 
     def context(self, setting: Setting, seed: int, workdir: Path) -> PrepareContext:
         labelled, rest = self.labelled(setting, seed)

@@ -2,6 +2,7 @@
 run folder that never mixes results of other data (other images, other folds, other image size)."""
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def test_kfold_on_an_rgb_png_folder_pools_its_folds(pbc_png_folder, compose_root
     assert cell["vs_reference"]["n"] == 5  # paired by fold
     text = (tmp_path / "summary.md").read_text()
     assert "5-fold cross-validation" in text and "basophil" in text
+    assert re.search(r"- labelled training images: fraction=1: (\d+(-\d+)?) of \1 \(100 %\)", text)
 
 
 @pytest.mark.parametrize(

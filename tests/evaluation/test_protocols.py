@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,6 +27,15 @@ def test_label_budget_contexts_and_tasks(breastmnist, tmp_path: Path):
     assert task.classes == breastmnist.class_names
     # 10 % of each class: round(0.1 * 147) + round(0.1 * 399) labelled images
     assert len(protocol.context(Setting("fraction", 0.1), 0, tmp_path).base) == 15 + 40
+
+
+def test_label_budget_counts_the_one_label_per_class_minimum():
+    labels = torch.tensor([0] * 30 + [1] * 4 + [0, 1])
+    split = np.array(["train"] * 34 + ["test"] * 2)
+    data = ImageData(torch.zeros(36, 1, 4, 4, dtype=torch.uint8), labels, ("a", "b"), split=split)
+    protocol = LabelBudgetProtocol(data, per_class=[2], fractions=[0.01, 0.1, 1.0])
+    # 0.1: round(3.0) + round(0.4) raised to 1; 0.01: one each
+    assert [protocol.budget(s) for s in protocol.settings()] == [(4, 34), (2, 34), (4, 34), (34, 34)]
 
 
 def test_label_budget_hash_identifies_the_labelled_subset(breastmnist, tmp_path: Path):
@@ -55,6 +65,7 @@ def test_episodes_protocol_keeps_novel_classes_unseen(bloodcells, tmp_path: Path
     novel = bloodcells.select_classes(SPLIT["novel"])
     expected = EpisodeSet.draw(novel, 3, 5, 5, 3, seed=0).hash
     assert protocol.split_hash(Setting("shots", 5), seed=0) == protocol.split_hash(Setting("shots", 5), seed=7) == expected
+    assert protocol.budget(Setting("shots", 5)) is None  # the shots are the count: no header line
 
 
 def test_novel_images_held_out_unlabeled_join_the_pool_and_never_an_episode(bloodcells, tmp_path: Path):

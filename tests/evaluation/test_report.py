@@ -5,9 +5,11 @@ import json
 from pathlib import Path
 
 import matplotlib.image
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from medfew.evaluation.plots import LABELLED, plot_bars, plot_lines
 from medfew.evaluation.report import SMOKE, markdown, summarize, summary_table, to_frame, write_report
 from medfew.evaluation.results import COLUMNS
 
@@ -207,3 +209,19 @@ def test_plots_one_setting_as_bars_and_confusions_in_a_grid(tmp_path: Path):
     height, width, _ = matplotlib.image.imread(tmp_path / "confusion_per_class_5.png").shape
     assert width / height < 2  # 2 x 3 panels, not a 6:1 strip
     assert (tmp_path / "label_efficiency_per_class.png").stat().st_size > 0
+
+
+def test_a_budget_axis_names_the_labelled_images_behind_each_fraction():
+    summary = {"header": {LABELLED: {"fraction=0.01": "3 of 45 (6.67 %)"}}, "results": {"bal_acc": {"a": {}}}}
+    settings = [
+        {"setting": name, "kind": "fraction", "value": value, "chance": {"bal_acc": 0.5}}
+        for name, value in (("fraction=0.01", 0.01), ("fraction=1", 1.0))
+    ]
+    for name in ("fraction=0.01", "fraction=1"):
+        summary["results"]["bal_acc"]["a"][name] = {"mean": 0.6, "low": 0.5, "high": 0.7}
+    fig, (lines, bars) = plt.subplots(1, 2)
+    plot_lines(lines, summary, "bal_acc", settings, {"a": "C0"})
+    plot_bars(bars, summary, "bal_acc", settings[0], {"a": "C0"})
+    assert [t.get_text() for t in lines.get_xticklabels()] == ["1\n3 img", "100"]  # 1 % of 45 is 3 images, one per class
+    assert bars.get_xlabel() == "learner (% of training labels: 1, 3 images)"
+    plt.close(fig)

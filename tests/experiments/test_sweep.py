@@ -11,9 +11,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from medfew.evaluation.plots import SMOKE
+from medfew.evaluation.plots import LABELLED, SMOKE
 from medfew.evaluation.results import COLUMNS, ResultsFile
-from medfew.sweep import gather
+from medfew.files import write_json
+from medfew.sweep import gather, sweep_header
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -198,3 +199,14 @@ def test_submitit_launcher_composes():
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.gpus_per_node, launcher.max_num_timeout) == (1, 3)
     assert cfg.hydra.callbacks.gather._target_ == "medfew.sweep.GatherSweep"
+
+
+def test_the_gathered_header_lists_every_jobs_labelled_counts(tmp_path: Path):
+    jobs = []
+    for name, counts in (("a", {"fraction=0.01": "2 of 30 (6.67 %)"}), ("b", {"fraction=0.1": "3 of 30 (10 %)"})):
+        header = {"classes": ["x", "y"], LABELLED: counts, "data fingerprints": {"all": name}}
+        write_json(tmp_path / name / "summary.json", {"header": header})
+        jobs.append(tmp_path / name)
+    assert sweep_header(jobs, [OmegaConf.create(), OmegaConf.create()]) == {
+        "classes": ["x", "y"], LABELLED: {"fraction=0.01": "2 of 30 (6.67 %)", "fraction=0.1": "3 of 30 (10 %)"},
+    }  # fmt: skip
