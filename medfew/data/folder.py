@@ -3,9 +3,11 @@
 Pixel policy, per image (Pillow decodes the file):
 - 8-bit grey (``L``, and bilevel ``1`` as 0/255) -> 1 channel; ``RGB`` -> 3 channels;
   a palette image (``P``) without transparency -> its RGB colours.
-- 16-bit grey (``I;16*``, or ``I`` with values in 0..65535) -> uint8 by linear full-range
-  scaling, ``round(value / 257)`` (65535 -> 255). Scans that use only 12 bits of a 16-bit
-  container therefore come out dark; window them before export if that matters.
+- 16-bit grey (``I;16*``, or ``I`` with values in 0..65535) -> uint8 by linear scaling of
+  0..2^bits - 1, ``round(value * 255 / (2^bits - 1))``; ``bits`` is 16 unless given (65535 -> 255).
+  Scans that store 12 bits in a 16-bit container need ``bits=12``, or they come out dark: a
+  folder whose brightest pixel is under 64 of 255 is named in a warning. A value over ``bits``
+  is an error naming the file.
 - Images over Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused,
   naming the file and its pixel count; raise the limit for files you trust.
 - Refused, naming the file and mode: alpha channels (``RGBA``, ``LA``, ``PA``, palette with
@@ -17,6 +19,7 @@ Pixel policy, per image (Pillow decodes the file):
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -35,12 +38,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 IMAGES = FileKind("PNG / JPEG / BMP / TIFF images", lambda path: path.suffix.lower() in IMAGE_SUFFIXES)
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+log = logging.getLogger(__name__)
 
 
-def read_image(path: Path) -> torch.Tensor:
+def read_image(path: Path, bits: int = 16) -> torch.Tensor:
     """One image file -> (C, H, W) uint8 tensor with C in {1, 3} (policy in the module docstring)."""
     with decode(path) as image:
-        array = to_uint8(image, path)
+        array = to_uint8(image, path, bits)
     return torch.from_numpy(array).permute(2, 0, 1).contiguous() if array.ndim == 3 else torch.from_numpy(array)[None]
 
 
@@ -63,8 +67,8 @@ def decode(path: Path) -> Image.Image:
     return image
 
 
-def to_uint8(image: Image.Image, path: Path) -> np.ndarray:
-    """A decoded Pillow image -> (H, W) or (H, W, 3) uint8 array."""
+def to_uint8(image: Image.Image, path: Path, bits: int = 16) -> np.ndarray:
+    """A decoded Pillow image -> (H, W) or (H, W, 3) uint8 array; 16-bit values span 0..2^bits - 1."""
     mode = image.mode
     if mode == "P" and "transparency" in image.info:
         mode = "P with transparency"
@@ -75,10 +79,10 @@ def to_uint8(image: Image.Image, path: Path) -> np.ndarray:
     if mode == "1":
         return np.array(image.convert("L"))
     if mode in SIXTEEN_BIT_MODES:
-        values = np.asarray(image).astype(np.int64)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise ValueError(f"{path}: mode {mode} values span {values.min()}..{values.max()}; expected 16-bit")
-        return ((values * 255 + 32767) // 65535).astype(np.uint8)  # round(value / 257)
+        values, top = np.asarray(image).astype(np.int64), 2**bits - 1
+        if values.size and (values.min() < 0 or values.max() > top):
+            raise ValueError(f"{path}: mode {mode} values span {values.min()}..{values.max()}; expected {bits}-bit (0..{top}, data.source.bits)")
+        return ((values * 255 + top // 2) // top).astype(np.uint8)  # round(value * 255 / top)
     if mode in ALPHA_MODES or mode == "P with transparency":
         hint = "it has an alpha channel; flatten it to RGB or grey first"
     else:
@@ -124,6 +128,7 @@ def load_image_folder(
     channels: int | None = None,
     labelled: bool = True,
     root: str | os.PathLike | None = None,
+    bits: int = 16,
 ) -> ImageData:
     """Load PNG/JPEG/BMP/TIFF images from ``<root>/path`` (or an absolute ``path``).
 
@@ -136,17 +141,26 @@ def load_image_folder(
         size: resize every image to size x size; required when image sizes differ.
         channels: 1 or 3 to convert grey / RGB; required when a folder mixes them.
         labelled: read class subfolders (True) or a pool of unlabeled images (False).
+        bits: the bits 16-bit files use (8 to 16): 12 for a 12-bit scan in a 16-bit PNG.
         root: data root used for a relative ``path`` (default ``$MEDFEW_DATA``).
 
     Returns:
         ImageData with (N, C, H, W) uint8 images, the split and groups of the layout, and
         ``filenames`` relative to the folder.
     """
+    if not 8 <= bits <= 16:
+        raise ValueError(f"bits must be 8 to 16 (the bits a 16-bit file's values use), got {bits}")
     folder = resolve_folder(path, root)
     listing = list_files(folder, IMAGES, labelled)
     files = listing.files
+    images = stack_images([read_image(f, bits) for f in files], files, size, channels)
+    if images.max() < 64:
+        log.warning(
+            "%s: the brightest pixel of its %d images is %d of 255; 16-bit files storing fewer bits (a 12-bit scan) "
+            "come out dark unless data.source.bits says how many they use", folder, len(files), int(images.max()),
+        )
     return ImageData(
-        images=stack_images([read_image(f) for f in files], files, size, channels),
+        images=images,
         labels=listing.labels,
         class_names=listing.class_names,
         split=listing.split,

@@ -87,6 +87,18 @@ def test_sixteen_bit_scaled_to_uint8(tmp_path: Path) -> None:
     assert data.images[:, 0].tolist() == [expected, expected]
 
 
+def test_twelve_bit_scans_in_sixteen_bit_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    save(tmp_path / "scans" / "s.png", np.array([[0, 4095, 2048, 1]], dtype=np.uint16))
+    assert load_image_folder(tmp_path).images[0, 0].tolist() == [[0, 16, 8, 0]]  # as 16-bit: dark
+    assert "brightest pixel of its 1 images is 16 of 255" in caplog.text and "data.source.bits" in caplog.text
+    assert load_image_folder(tmp_path, bits=12).images[0, 0].tolist() == [[0, 255, 128, 0]]  # round(v * 255 / 4095)
+    save(tmp_path / "scans" / "t.png", np.array([[0, 4096, 0, 0]], dtype=np.uint16))
+    with pytest.raises(ValueError, match=r"t.png: mode I;16 values span 0..4096; expected 12-bit \(0..4095, data.source.bits\)"):
+        load_image_folder(tmp_path, bits=12)
+    with pytest.raises(ValueError, match="bits must be 8 to 16"):
+        load_image_folder(tmp_path, bits=24)
+
+
 def test_palette_and_bilevel_images(tmp_path: Path) -> None:
     save(tmp_path / "bilevel" / "c" / "b.png", np.array([[0, 255], [255, 0]], np.uint8), mode="1")
     assert load_image_folder(tmp_path / "bilevel").images[0, 0].tolist() == [[0, 255], [255, 0]]
