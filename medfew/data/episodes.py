@@ -62,15 +62,15 @@ class EpisodeSampler:
     """
 
     def __init__(self, data: ImageData, n_way: int, n_shot: int, n_query: int, device: str | None = None) -> None:
-        if min(n_way, n_shot, n_query) < 1:
-            raise ValueError(f"n_way, n_shot and n_query must be >= 1, got {n_way}, {n_shot}, {n_query}")
+        if min(n_shot, n_query) < 1:
+            raise ValueError(f"n_shot and n_query must be >= 1, got {n_shot}, {n_query}")
         counts = data.class_counts()
         present = [c for c in range(data.n_classes) if counts[c] > 0]
+        names = ", ".join(data.class_names[c] for c in present)
+        if n_way < 2:
+            raise ValueError(f"n_way = {n_way}: an episode needs 2 classes or more, else every answer is right ({data.name} has {len(present)}: {names})")
         if n_way > len(present):
-            raise ValueError(
-                f"n_way = {n_way} but {data.name} has {len(present)} classes: "
-                f"{', '.join(data.class_names[c] for c in present)}"
-            )
+            raise ValueError(f"n_way = {n_way} but {data.name} has {len(present)} classes: {names}")
         for c in present:
             if counts[c] < n_shot + n_query:
                 raise ValueError(

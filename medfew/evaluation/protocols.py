@@ -145,6 +145,12 @@ class EpisodesProtocol(Protocol):
             f"; {novel_unlabeled:g} of each novel class's images ({len(self.novel_pool)}) unlabeled in the pretraining pool, never in an episode"
             if self.novel_pool is not None else ""
         )
+        for role, part in self.parts.items():
+            if role != "base" and part.n_classes < 2:
+                raise ValueError(
+                    f"data.class_split gives {data.name} 1 {role} class ({part.class_names[0]}); {role} episodes need "
+                    "2 classes or more, else every answer is right: add a class or move it to base"
+                )
         n_way = n_way or self.novel.n_classes
         self.episode_sets = {
             k: EpisodeSet.draw(self.novel, n_way, k, n_query, n_episodes, seed=episode_seed) for k in shots
@@ -231,6 +237,8 @@ class LabelBudgetProtocol(Protocol):
                 f"{data.split_names() or 'none'}. Set data.split=stratified (seeded train / val / test by "
                 "data.split_fractions) or data.split=kfold (k-fold cross-validation, data.folds)"
             )
+        if data.n_classes < 2:
+            raise ValueError(f"{data.name} has {data.n_classes} class ({', '.join(data.class_names)}); classifying needs 2 or more")
         self.data = data
         self.train = data.select_split("train")
         self.val = data.select_split("val") if "val" in data.split_names() else None

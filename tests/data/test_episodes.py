@@ -57,6 +57,8 @@ def test_too_many_ways(tiny_data: ImageData) -> None:
         EpisodeSampler(tiny_data, n_way=5, n_shot=1, n_query=1)
     with pytest.raises(ValueError, match="must be >= 1"):
         EpisodeSampler(tiny_data, n_way=2, n_shot=0, n_query=1)
+    with pytest.raises(ValueError, match=r"n_way = 1: an episode needs 2 classes or more, else every answer is right \(tiny has 4: a, b, c, d\)"):
+        EpisodeSampler(tiny_data, n_way=1, n_shot=1, n_query=1)
 
 
 def test_unseeded_iteration_leaves_the_global_rng_alone(tiny_data: ImageData) -> None:

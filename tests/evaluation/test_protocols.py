@@ -1,5 +1,6 @@
 """Both protocols on the real data: what learners may see, what they are scored on, hashes."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,18 @@ def test_label_budget_counts_the_one_label_per_class_minimum():
     protocol = LabelBudgetProtocol(data, per_class=[2], fractions=[0.01, 0.1, 1.0])
     # 0.1: round(3.0) + round(0.4) raised to 1; 0.01: one each
     assert [protocol.budget(s) for s in protocol.settings()] == [(4, 34), (2, 34), (4, 34), (34, 34)]
+
+
+def test_one_class_is_refused_by_both_protocols(bloodcells):
+    one = bloodcells.select_classes(["basophil"])
+    with pytest.raises(ValueError, match=r"has 1 class \(basophil\); classifying needs 2 or more"):
+        LabelBudgetProtocol(replace(one, split=np.where(np.arange(len(one)) % 2, "train", "test")), fractions=[1.0])
+    split = {"base": ["basophil", "eosinophil"], "val": [], "novel": ["lymphocyte"]}  # n_way: every novel class
+    with pytest.raises(ValueError, match=r"data.class_split gives .* 1 novel class \(lymphocyte\); novel episodes need 2 classes or more"):
+        EpisodesProtocol(bloodcells, split, shots=[1], n_query=5, n_episodes=2)
+    split = {"base": ["basophil", "eosinophil"], "val": ["ig"], "novel": ["lymphocyte", "monocyte"]}  # val picks checkpoints
+    with pytest.raises(ValueError, match=r"1 val class \(ig\); val episodes need 2 classes or more, .*: add a class or move it to base"):
+        EpisodesProtocol(bloodcells, split, shots=[1], n_query=5, n_episodes=2)
 
 
 def test_label_budget_hash_identifies_the_labelled_subset(breastmnist, tmp_path: Path):
