@@ -58,10 +58,15 @@ class EpisodeSampler:
     """Draws class-balanced episodes: n_way classes, n_shot + n_query images of each.
 
     Every class of ``data`` must hold at least n_shot + n_query labelled images, so a
-    learner sees the same budgets whatever the raw class frequencies.
+    learner sees the same budgets whatever the raw class frequencies. With ``groups`` ((N,)
+    ids: a patient and its near duplicates), no query image shares a group with a support
+    image of its episode; each class's images are drawn in the same random order as without,
+    and a query that would share a group is replaced by the next one in that order.
     """
 
-    def __init__(self, data: ImageData, n_way: int, n_shot: int, n_query: int, device: str | None = None) -> None:
+    def __init__(
+        self, data: ImageData, n_way: int, n_shot: int, n_query: int, device: str | None = None, groups: Tensor | None = None
+    ) -> None:
         if min(n_shot, n_query) < 1:
             raise ValueError(f"n_shot and n_query must be >= 1, got {n_shot}, {n_query}")
         counts = data.class_counts()
@@ -82,16 +87,30 @@ class EpisodeSampler:
         self.classes = torch.tensor(present)
         self.members = [torch.nonzero(data.labels == c).flatten() for c in present]
         self.images = data.images.to(device) if device else data.images
+        self.groups = groups
 
     def sample_indices(self, generator: torch.Generator) -> EpisodeIndices:
-        chosen = torch.randperm(len(self.classes), generator=generator)[: self.n_way]
-        picks = torch.stack(
-            [
-                self.members[c][torch.randperm(len(self.members[c]), generator=generator)[: self.n_shot + self.n_query]]
-                for c in chosen.tolist()
-            ]
-        )
-        return EpisodeIndices(picks[:, : self.n_shot], picks[:, self.n_shot :], self.classes[chosen])
+        chosen = torch.randperm(len(self.classes), generator=generator)[: self.n_way].tolist()
+        orders = [self.members[c][torch.randperm(len(self.members[c]), generator=generator)] for c in chosen]
+        support = torch.stack([order[: self.n_shot] for order in orders])
+        if self.groups is None:
+            query = torch.stack([order[self.n_shot : self.n_shot + self.n_query] for order in orders])
+        else:
+            taken = set(self.groups[support.flatten()].tolist())
+            query = torch.stack([self.apart(order[self.n_shot :], taken, c) for order, c in zip(orders, chosen)])
+        return EpisodeIndices(support, query, self.classes[chosen])
+
+    def apart(self, candidates: Tensor, taken: set[int], c: int) -> Tensor:
+        """The first n_query of ``candidates`` whose group is not in ``taken``."""
+        query = candidates[[g not in taken for g in self.groups[candidates].tolist()]][: self.n_query]
+        if len(query) < self.n_query:
+            name, groups = self.data.class_names[self.classes[c]], set(self.groups[self.members[c]].tolist())
+            raise ValueError(
+                f"{self.data.name}: class '{name}' has {len(self.members[c])} images in {len(groups)} groups (patients, near "
+                f"duplicates); an episode's support holds {len(groups & taken)} of them, which leaves {len(query)} images to query, "
+                f"fewer than n_query = {self.n_query}: use fewer shots or queries"
+            )
+        return query
 
     def load(self, indices: EpisodeIndices) -> Episode:
         device = self.images.device
@@ -126,9 +145,9 @@ class EpisodeSet:
 
     @classmethod
     def draw(
-        cls, data: ImageData, n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int = 0
+        cls, data: ImageData, n_way: int, n_shot: int, n_query: int, n_episodes: int, seed: int = 0, groups: Tensor | None = None
     ) -> EpisodeSet:
-        sampler = EpisodeSampler(data, n_way, n_shot, n_query)
+        sampler = EpisodeSampler(data, n_way, n_shot, n_query, groups=groups)
         generator = torch.Generator().manual_seed(seed)
         return cls(sampler, [sampler.sample_indices(generator) for _ in range(n_episodes)])
 

@@ -20,6 +20,7 @@ from torch import Tensor
 from medfew.data.dataset import ImageData, concat
 from medfew.data.episodes import EpisodeSet, to_float
 from medfew.data import splits
+from medfew.data.stratify import split_groups
 from medfew.hashing import content_hash
 from medfew.learners.base import PrepareContext
 
@@ -112,6 +113,9 @@ class EpisodesProtocol(Protocol):
         n_query: query images per class; n_episodes: episodes per K; episode_seed: draws
             the class split (when given as counts), the novel images held out unlabeled and the episodes.
         novel_unlabeled: share of each novel class's images given to learners without labels, in [0, 1).
+        group_duplicates, duplicate_threshold: images of one patient (``data.groups``) and, with
+            ``group_duplicates``, near duplicates (pHash within the threshold) are one group, and no
+            query image shares a group with its episode's support (``EpisodeSampler``).
     """
 
     shares_prepare = True
@@ -128,6 +132,8 @@ class EpisodesProtocol(Protocol):
         episode_seed: int = 0,
         name: str = "episodes",
         novel_unlabeled: float = 0.0,
+        group_duplicates: bool = True,
+        duplicate_threshold: int | None = 4,
     ) -> None:
         self.name = name
         if n_episodes < 1:
@@ -141,9 +147,14 @@ class EpisodesProtocol(Protocol):
         split = splits.class_split(data.class_names, **class_split, seed=episode_seed)
         self.parts = split.apply(data)
         self.novel, self.novel_pool = hold_out(self.parts["novel"], novel_unlabeled, episode_seed)
+        groups = split_groups(self.novel, duplicate_threshold, group_duplicates)
+        groups = torch.from_numpy(groups) if len(np.unique(groups)) < len(groups) else None
         self.description = "by class (data.class_split)" + (
             f"; {novel_unlabeled:g} of each novel class's images ({len(self.novel_pool)}) unlabeled in the pretraining pool, never in an episode"
             if self.novel_pool is not None else ""
+        ) + (
+            f"; no query shares a patient or near duplicate with its episode's support ({len(groups.unique())} groups of {len(groups)} novel images)"
+            if groups is not None else ""
         )
         for role, part in self.parts.items():
             if role != "base" and part.n_classes < 2:
@@ -153,7 +164,7 @@ class EpisodesProtocol(Protocol):
                 )
         n_way = n_way or self.novel.n_classes
         self.episode_sets = {
-            k: EpisodeSet.draw(self.novel, n_way, k, n_query, n_episodes, seed=episode_seed) for k in shots
+            k: EpisodeSet.draw(self.novel, n_way, k, n_query, n_episodes, seed=episode_seed, groups=groups) for k in shots
         }
 
     def settings(self) -> list[Setting]:

@@ -68,3 +68,19 @@ def test_unseeded_iteration_leaves_the_global_rng_alone(tiny_data: ImageData) ->
     torch.manual_seed(0)
     next(iter(sampler))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_no_query_shares_a_patient_with_its_support(tiny_data: ImageData) -> None:
+    patients = torch.arange(len(tiny_data)) // 2  # two images per patient, one class each
+    grouped = EpisodeSet.draw(tiny_data, 2, n_shot=2, n_query=3, n_episodes=30, seed=0, groups=patients)
+    plain = EpisodeSet.draw(tiny_data, 2, n_shot=2, n_query=3, n_episodes=30, seed=0)
+
+    def shared(episode) -> set[int]:
+        return set(patients[episode.support.flatten()].tolist()) & set(patients[episode.query.flatten()].tolist())
+
+    assert sum(bool(shared(e)) for e in plain.indices) > 10  # the leak the groups close
+    assert not any(shared(e) for e in grouped.indices)
+    for g, p in zip(grouped.indices, plain.indices):  # same draw order: same support, and the same queries where nothing leaked
+        assert torch.equal(g.support, p.support) and (shared(p) or torch.equal(g.query, p.query))
+    with pytest.raises(ValueError, match=r"tiny: class '.' has 10 images in 5 groups \(patients, near duplicates\); an episode's support holds 1 of them, which leaves 8 images to query, fewer than n_query = 9"):
+        EpisodeSet.draw(tiny_data, 2, n_shot=1, n_query=9, n_episodes=5, groups=patients)

@@ -108,3 +108,13 @@ def test_novel_images_are_held_out_by_patient():
 def test_episodes_protocol_needs_a_class_split(breastmnist):
     with pytest.raises(ValueError, match="needs data.class_split"):
         EpisodesProtocol(breastmnist, None)
+
+
+def test_episodes_keep_a_patient_out_of_the_query_when_in_the_support(bloodcells):
+    patients = replace(bloodcells, groups=torch.arange(len(bloodcells)) // 4)  # 4 images per patient, sorted by class
+    protocol = EpisodesProtocol(patients, SPLIT, shots=[5], n_query=15, n_episodes=20)
+    novel_groups = protocol.novel.groups
+    for episode in protocol.episode_sets[5].indices:
+        assert not set(novel_groups[episode.support.flatten()].tolist()) & set(novel_groups[episode.query.flatten()].tolist())
+    assert "no query shares a patient or near duplicate with its episode's support (188 groups of 750 novel images)" in protocol.description
+    assert protocol.split_hash(Setting("shots", 5), 0) != EpisodesProtocol(bloodcells, SPLIT, shots=[5], n_query=15, n_episodes=20).split_hash(Setting("shots", 5), 0)
