@@ -146,7 +146,7 @@ class EpisodesProtocol(Protocol):
             )
         split = splits.class_split(data.class_names, **class_split, seed=episode_seed)
         self.parts = split.apply(data)
-        self.novel, self.novel_pool = hold_out(self.parts["novel"], novel_unlabeled, episode_seed)
+        self.novel, self.novel_pool = hold_out(self.parts["novel"], novel_unlabeled, episode_seed, duplicate_threshold, group_duplicates)
         groups = split_groups(self.novel, duplicate_threshold, group_duplicates)
         groups = torch.from_numpy(groups) if len(np.unique(groups)) < len(groups) else None
         self.description = "by class (data.class_split)" + (
@@ -197,16 +197,20 @@ class EpisodesProtocol(Protocol):
             )
 
 
-def hold_out(novel: ImageData, share: float, seed: int) -> tuple[ImageData, ImageData | None]:
+def hold_out(
+    novel: ImageData, share: float, seed: int, duplicate_threshold: int | None = 4, group_duplicates: bool = True
+) -> tuple[ImageData, ImageData | None]:
     """(the novel images episodes draw from, the held-out ``share`` of each class without labels or None).
 
     The cut is a stratified split by group (``medfew.data.make_splits``): a patient's images, and
-    near-duplicate images, stay on one side. The episodes' data is renamed with the share, so
-    their hash differs from the episodes of all images.
+    near-duplicate images (with ``group_duplicates``), stay on one side. The episodes' data is renamed with the share, so their hash differs from the
+    episodes of all images.
     """
     if not share:
         return novel, None
-    cut = splits.make_splits(novel, "stratified", {"train": 1 - share, "val": 0.0, "test": share}, seed=seed)[0].data.split
+    shares = {"train": 1 - share, "val": 0.0, "test": share}
+    grouping = {"duplicate_threshold": duplicate_threshold, "group_duplicates": group_duplicates}
+    cut = splits.make_splits(novel, "stratified", shares, seed=seed, **grouping)[0].data.split
     rest = novel.subset(torch.from_numpy(np.flatnonzero(cut == "train")))
     held = novel.subset(torch.from_numpy(np.flatnonzero(cut == "test"))).unlabeled()
     return replace(rest, name=f"{novel.name} (novel_unlabeled {share:g})"), held
