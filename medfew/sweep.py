@@ -161,7 +161,8 @@ def gather(
 def sweep_header(jobs: list[Path], configs: list[DictConfig]) -> dict[str, Any]:
     """The gathered table's run context: the first job's (classes, split), every job's labelled counts
     (``LABELLED``), a smoke run if any job's config (``configs``, as written before it scores) says so."""
-    headers = [json.loads((job / "summary.json").read_text()).get("header", {}) for job in jobs if (job / "summary.json").exists()]
+    summaries = [job / "summary.json" for job in jobs if (job / "summary.json").exists()]
+    headers = [json.loads(summary.read_text()).get("header", {}) for summary in summaries]
     header = {k: v for k, v in (headers[0] if headers else {}).items() if k not in ("smoke", "data fingerprints")}
     labelled = {setting: count for h in headers for setting, count in h.get(LABELLED, {}).items()}
     smoke = any(config.get("smoke") for config in configs)

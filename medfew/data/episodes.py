@@ -73,7 +73,10 @@ class EpisodeSampler:
         present = [c for c in range(data.n_classes) if counts[c] > 0]
         names = ", ".join(data.class_names[c] for c in present)
         if n_way < 2:
-            raise ValueError(f"n_way = {n_way}: an episode needs 2 classes or more, else every answer is right ({data.name} has {len(present)}: {names})")
+            raise ValueError(
+                f"n_way = {n_way}: an episode needs 2 classes or more, else every answer is right "
+                f"({data.name} has {len(present)}: {names})"
+            )
         if n_way > len(present):
             raise ValueError(f"n_way = {n_way} but {data.name} has {len(present)} classes: {names}")
         for c in present:
@@ -106,9 +109,9 @@ class EpisodeSampler:
         if len(query) < self.n_query:
             name, groups = self.data.class_names[self.classes[c]], set(self.groups[self.members[c]].tolist())
             raise ValueError(
-                f"{self.data.name}: class '{name}' has {len(self.members[c])} images in {len(groups)} groups (patients, near "
-                f"duplicates); an episode's support holds {len(groups & taken)} of them, which leaves {len(query)} images to query, "
-                f"fewer than n_query = {self.n_query}: use fewer shots or queries"
+                f"{self.data.name}: class '{name}' has {len(self.members[c])} images in {len(groups)} groups (patients, "
+                f"near duplicates); an episode's support holds {len(groups & taken)} of them, which leaves {len(query)} "
+                f"images to query, fewer than n_query = {self.n_query}: use fewer shots or queries"
             )
         return query
 

@@ -81,7 +81,9 @@ def to_uint8(image: Image.Image, path: Path, bits: int = 16) -> np.ndarray:
     if mode in SIXTEEN_BIT_MODES:
         values, top = np.asarray(image).astype(np.int64), 2**bits - 1
         if values.size and (values.min() < 0 or values.max() > top):
-            raise ValueError(f"{path}: mode {mode} values span {values.min()}..{values.max()}; expected {bits}-bit (0..{top}, data.source.bits)")
+            raise ValueError(
+                f"{path}: mode {mode} values span {values.min()}..{values.max()}; expected {bits}-bit (0..{top}, data.source.bits)"
+            )
         return ((values * 255 + top // 2) // top).astype(np.uint8)  # round(value * 255 / top)
     if mode in ALPHA_MODES or mode == "P with transparency":
         hint = "it has an alpha channel; flatten it to RGB or grey first"

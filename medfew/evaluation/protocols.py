@@ -146,14 +146,17 @@ class EpisodesProtocol(Protocol):
             )
         split = splits.class_split(data.class_names, **class_split, seed=episode_seed)
         self.parts = split.apply(data)
-        self.novel, self.novel_pool = hold_out(self.parts["novel"], novel_unlabeled, episode_seed, duplicate_threshold, group_duplicates)
+        self.novel, self.novel_pool = hold_out(
+            self.parts["novel"], novel_unlabeled, episode_seed, duplicate_threshold, group_duplicates
+        )
         groups = split_groups(self.novel, duplicate_threshold, group_duplicates)
         groups = torch.from_numpy(groups) if len(np.unique(groups)) < len(groups) else None
         self.description = "by class (data.class_split)" + (
             f"; {novel_unlabeled:g} of each novel class's images ({len(self.novel_pool)}) unlabeled in the pretraining pool, never in an episode"
             if self.novel_pool is not None else ""
         ) + (
-            f"; no query shares a patient or near duplicate with its episode's support ({len(groups.unique())} groups of {len(groups)} novel images)"
+            f"; no query shares a patient or near duplicate with its episode's support "
+            f"({len(groups.unique())} groups of {len(groups)} novel images)"
             if groups is not None else ""
         )
         for role, part in self.parts.items():
@@ -203,8 +206,8 @@ def hold_out(
     """(the novel images episodes draw from, the held-out ``share`` of each class without labels or None).
 
     The cut is a stratified split by group (``medfew.data.make_splits``): a patient's images, and
-    near-duplicate images (with ``group_duplicates``), stay on one side. The episodes' data is renamed with the share, so their hash differs from the
-    episodes of all images.
+    near-duplicate images (with ``group_duplicates``), stay on one side. The episodes' data is
+    renamed with the share, so their hash differs from the episodes of all images.
     """
     if not share:
         return novel, None
@@ -253,7 +256,8 @@ class LabelBudgetProtocol(Protocol):
                 "data.split_fractions) or data.split=kfold (k-fold cross-validation, data.folds)"
             )
         if data.n_classes < 2:
-            raise ValueError(f"{data.name} has {data.n_classes} class ({', '.join(data.class_names)}); classifying needs 2 or more")
+            names = ", ".join(data.class_names)
+            raise ValueError(f"{data.name} has {data.n_classes} class ({names}); classifying needs 2 or more")
         self.data = data
         self.train = data.select_split("train")
         self.val = data.select_split("val") if "val" in data.split_names() else None
