@@ -146,6 +146,12 @@ class EpisodesProtocol(Protocol):
             )
         split = splits.class_split(data.class_names, **class_split, seed=episode_seed)
         self.parts = split.apply(data)
+        for role, part in self.parts.items():
+            if role != "base" and part.n_classes < 2:
+                raise ValueError(
+                    f"data.class_split gives {data.name} 1 {role} class ({part.class_names[0]}); {role} episodes need "
+                    "2 classes or more, else every answer is right: add a class or move it to base"
+                )
         self.novel, self.novel_pool = hold_out(
             self.parts["novel"], novel_unlabeled, episode_seed, duplicate_threshold, group_duplicates
         )
@@ -159,12 +165,6 @@ class EpisodesProtocol(Protocol):
             f"({len(groups.unique())} groups of {len(groups)} novel images)"
             if groups is not None else ""
         )
-        for role, part in self.parts.items():
-            if role != "base" and part.n_classes < 2:
-                raise ValueError(
-                    f"data.class_split gives {data.name} 1 {role} class ({part.class_names[0]}); {role} episodes need "
-                    "2 classes or more, else every answer is right: add a class or move it to base"
-                )
         n_way = n_way or self.novel.n_classes
         self.episode_sets = {
             k: EpisodeSet.draw(self.novel, n_way, k, n_query, n_episodes, seed=episode_seed, groups=groups) for k in shots
