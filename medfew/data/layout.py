@@ -77,17 +77,17 @@ def find_files(folder: Path, kind: FileKind, recursive: bool = True) -> list[Pat
     return [p for p in visible_files(folder, recursive) if kind.accepts(p)]
 
 
-def warn_skipped(folder: Path, files: Sequence[Path], kind: FileKind) -> None:
+def warn_skipped(folder: Path, files: Sequence[Path], kind: FileKind, labelled: bool) -> None:
     """Log the visible files under ``folder`` that are neither in ``files`` nor groups.csv."""
     read = set(files) | {folder / GROUPS_FILE}
     skipped = [p for p in visible_files(folder) if p not in read]
     if skipped:
         suffixes = Counter(p.suffix.lower() or "no suffix" for p in skipped)
         log.warning(
-            "%s: %d files not read (%s): %s. Read are %s, inside the class folders of a labelled layout",
+            "%s: %d files not read (%s): %s. Read are %s%s",
             folder, len(skipped), ", ".join(f"{n} {s}" for s, n in suffixes.most_common()),
             ", ".join(p.relative_to(folder).as_posix() for p in skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
-            kind.name,
+            kind.name, ", inside the class folders of a labelled layout" if labelled else "",
         )
 
 
@@ -117,7 +117,7 @@ def class_folders(folder: Path, kind: FileKind) -> dict[str, list[Path]]:
 def list_files(folder: Path, kind: FileKind, labelled: bool) -> FileList:
     """The files of ``folder`` in one of the layouts of the module docstring; the others are logged."""
     listing = layout_files(folder, kind, labelled)
-    warn_skipped(folder, listing.files, kind)
+    warn_skipped(folder, listing.files, kind, labelled)
     return listing
 
 

@@ -118,6 +118,7 @@ def test_files_without_suffix_are_read_by_their_marker(tmp_path: Path, caplog: p
     assert list(data.filenames) == ["1.2.840.113619.2.55.3.6046", "PA0/ST0/IM000001"]
     assert data.images[0, 0].tolist() == MIN_MAX and data.images[1, 0].tolist() == WINDOWED
     assert "2 files not read (1 no suffix, 1 .txt): DICOMDIR, readme.txt. Read are DICOM files" in caplog.text
+    assert "class folders" not in caplog.text  # an unlabelled folder has none
 
 
 def test_empty_and_missing_folders(tmp_path: Path) -> None:

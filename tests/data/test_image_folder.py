@@ -40,7 +40,8 @@ def folder(tmp_path: Path) -> Path:
 
 def test_labelled_folder_round_trips(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = load_image_folder(folder)
-    assert "1 files not read (1 .txt): malignant/notes.txt. Read are PNG / JPEG / BMP / TIFF images" in caplog.text
+    read = "Read are PNG / JPEG / BMP / TIFF images, inside the class folders"
+    assert f"1 files not read (1 .txt): malignant/notes.txt. {read}" in caplog.text
     assert data.class_names == ("benign", "malignant")
     assert data.labels.tolist() == [0, 0, 1, 1]
     assert list(data.filenames) == ["benign/b0.png", "benign/b1.png", "malignant/m0.bmp", "malignant/sub/m1.tif"]
