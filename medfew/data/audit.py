@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from medfew.data.dataset import ImageData
+from medfew.data.dataset import UNLABELED, ImageData
 
 # pHash sets the bits above the median of 64 DCT terms, so codes hold 32 ones and distances
 # are even. On Brain MRI, train-test pairs within 4 bits looked like the same scan (re-encoded,
@@ -103,6 +103,13 @@ def exact_groups(images: Tensor) -> list[list[int]]:
     for i, digest in enumerate(image_digests(images)):
         groups[digest].append(i)
     return [members for members in groups.values() if len(members) > 1]
+
+
+def label_conflicts(data: ImageData) -> list[list[int]]:
+    """Indices of pixel-identical labelled images that carry more than one label, one list per set."""
+    labelled = torch.nonzero(data.labels != UNLABELED).flatten()
+    sets = [labelled[members] for members in exact_groups(data.images[labelled])]
+    return [members.tolist() for members in sets if data.labels[members].unique().numel() > 1]
 
 
 def hamming_pairs(bits: Tensor, rows: Tensor, cols: Tensor, threshold: int, chunk: int = 4096) -> Tensor:

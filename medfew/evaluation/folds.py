@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from medfew.data.dataset import ImageData
 from medfew.data.preprocess import preprocess
 from medfew.data.splits import make_splits
-from medfew.evaluation.leakage import screen_leakage
+from medfew.evaluation.leakage import screen_leakage, warn_label_conflicts
 from medfew.evaluation.protocols import Protocol
 from medfew.evaluation.results import ResultsFile
 from medfew.files import write_json
@@ -63,6 +63,7 @@ def make_folds(cfg: DictConfig, data: ImageData) -> tuple[list[Fold], dict[str, 
     """The folds of ``cfg.data.split``, each screened for leakage and with its protocol, and what
     leakage.json records of them."""
     build = instantiate(cfg.protocol, _partial_=True)
+    warn_label_conflicts(data)
     if not build.func.cuts_images:
         if cfg.data.split != "official":
             raise ValueError(

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from medfew.data.audit import audit_duplicates
+from medfew.data.audit import audit_duplicates, label_conflicts
 from medfew.data.dataset import ImageData
 
 log = logging.getLogger(__name__)
@@ -69,3 +69,25 @@ def exclude(data: ImageData, flagged: torch.Tensor) -> ImageData:
                 "groups of duplicates (data.split=stratified or kfold groups them)"
             )
     return data.subset(torch.nonzero(keep).flatten())
+
+
+def warn_label_conflicts(data: ImageData) -> None:
+    """Log each set of pixel-identical images with different labels (a copy in two class folders, say):
+    no learner can be right on all of them, whatever the split."""
+    conflicts = label_conflicts(data)
+    if conflicts:
+        shown = "; ".join(" = ".join(describe(data, i) for i in members) for members in conflicts[:5])
+        log.warning(
+            "%s: %d sets of pixel-identical images carry different labels: %s%s. Each copy is scored against its "
+            "own label; correct the labels or remove the wrong copy",
+            data.name, len(conflicts), shown, " ..." if len(conflicts) > 5 else "",
+        )  # fmt: skip
+
+
+def describe(data: ImageData, index: int) -> str:
+    """'malignant/a.png (malignant)', or 'train image 12 (benign)' without file names."""
+    if data.filenames is not None:
+        where = str(data.filenames[index])
+    else:
+        where = f"image {index}" if data.split is None else f"{data.split[index]} image {index}"
+    return f"{where} ({data.class_names[int(data.labels[index])]})"

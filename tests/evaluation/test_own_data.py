@@ -70,6 +70,19 @@ def test_changed_images_on_disk_are_refused(pbc_png_folder, compose_root, tmp_pa
         compare(compose_root("config", tmp_path / "run", overrides))
 
 
+def test_a_copy_in_two_class_folders_is_named(pbc_png_folder, compose_root, tmp_path, caplog):
+    folder = tmp_path / "images"
+    for path in pbc_png_folder.rglob("*.png"):
+        (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / path.parent.name / path.name).write_bytes(path.read_bytes())
+    first, other = sorted(p for p in folder.iterdir())[:2]
+    copied = sorted(first.glob("*.png"))[0]
+    (other / "copy.png").write_bytes(copied.read_bytes())
+    compare(compose_root("config", tmp_path / "run", own_folder(folder, "learners=[prototype_pixels]")))
+    pair = f"{first.name}/{copied.name} ({first.name}) = {other.name}/copy.png ({other.name})"
+    assert f"1 sets of pixel-identical images carry different labels: {pair}." in caplog.text
+
+
 def test_a_rerun_of_the_same_data_resumes(pbc_png_folder, compose_root, tmp_path):
     overrides = own_folder(pbc_png_folder, "learners=[prototype_pixels]")
     compare(compose_root("config", tmp_path, overrides))

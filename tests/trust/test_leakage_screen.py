@@ -11,7 +11,8 @@ import torch
 
 from medfew.data import ImageData
 from medfew.evaluation import compare
-from medfew.evaluation.leakage import screen_leakage
+from medfew.data.dataset import UNLABELED
+from medfew.evaluation.leakage import screen_leakage, warn_label_conflicts
 
 
 @pytest.fixture
@@ -54,6 +55,22 @@ def test_exclude_that_empties_a_split_says_so(leaky):
     only_copies = leaky.subset(list(range(9)))  # test = the 3 duplicates
     with pytest.raises(ValueError, match="leakage.check=exclude removed every test image of leaky: each duplicates a train image"):
         screen_leakage(only_copies, "exclude", 4)
+
+
+def test_identical_images_with_different_labels_are_named(leaky, caplog):
+    labels = leaky.labels.clone()
+    labels[7] = 0  # the copy of image 1 (label b) now says a
+    labels[6] = UNLABELED  # a copy without a label conflicts with nothing
+    split = leaky.split.copy()
+    split[6] = "train"  # val / test images need labels
+    relabelled = ImageData(leaky.images, labels, leaky.class_names, split=split, name="leaky")
+    with caplog.at_level(logging.WARNING):
+        warn_label_conflicts(relabelled)
+        warn_label_conflicts(leaky)  # its copies keep their labels
+    assert [r.getMessage().split(": ")[1] for r in caplog.records] == [
+        "1 sets of pixel-identical images carry different labels"
+    ]
+    assert "train image 1 (b) = test image 7 (a). Each copy is scored against its own label" in caplog.text
 
 
 def test_off_unknown_and_unsplit_data(leaky, tiny_data):
