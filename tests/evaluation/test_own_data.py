@@ -25,6 +25,14 @@ def own_folder(folder: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def copy_folder(source: Path, folder: Path) -> Path:
+    """A copy of ``source``'s class folders of PNGs, to change on disk."""
+    for path in source.rglob("*.png"):
+        (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / path.parent.name / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
 def test_kfold_on_an_rgb_png_folder_pools_its_folds(pbc_png_folder, compose_root, tmp_path):
     summary = compare(compose_root("config", tmp_path, own_folder(pbc_png_folder)))
     rows = read_rows(tmp_path / "results.csv")
@@ -58,10 +66,7 @@ def test_a_rerun_with_other_data_is_refused_by_name(change, differs, pbc_png_fol
 
 
 def test_changed_images_on_disk_are_refused(pbc_png_folder, compose_root, tmp_path):
-    folder = tmp_path / "images"
-    for path in pbc_png_folder.rglob("*.png"):
-        (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
-        (folder / path.parent.name / path.name).write_bytes(path.read_bytes())
+    folder = copy_folder(pbc_png_folder, tmp_path / "images")
     overrides = own_folder(folder, "learners=[prototype_pixels]", "data.group_duplicates=false")
     compare(compose_root("config", tmp_path / "run", overrides))
     first = sorted(folder.rglob("*.png"))[0]
@@ -71,10 +76,7 @@ def test_changed_images_on_disk_are_refused(pbc_png_folder, compose_root, tmp_pa
 
 
 def test_a_copy_in_two_class_folders_is_named(pbc_png_folder, compose_root, tmp_path, caplog):
-    folder = tmp_path / "images"
-    for path in pbc_png_folder.rglob("*.png"):
-        (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
-        (folder / path.parent.name / path.name).write_bytes(path.read_bytes())
+    folder = copy_folder(pbc_png_folder, tmp_path / "images")
     first, other = sorted(p for p in folder.iterdir())[:2]
     copied = sorted(first.glob("*.png"))[0]
     (other / "copy.png").write_bytes(copied.read_bytes())
