@@ -3,7 +3,8 @@
 Uses the leakage audit of ``medfew.data.audit`` (pixel-identical copies, and perceptual-hash
 near duplicates within ``threshold`` bits). ``warn`` logs and records them, ``exclude``
 also drops them from val / test; either way the returned record (the comparison writes it to
-``leakage.json``) says what was found and done.
+``leakage.json``) says what was found and done. ``warn_label_conflicts`` names pixel-identical
+images with different labels, whatever the split.
 """
 
 from __future__ import annotations
