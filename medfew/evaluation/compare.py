@@ -35,6 +35,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medfew.config import apply_knobs, check_keys
 from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
+from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
 from medfew.evaluation.plots import LABELLED
 from medfew.evaluation.protocols import Task
@@ -64,12 +65,15 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
         settings = {name: OmegaConf.to_container(node.learner, resolve=True) for name, node in learners.items()}
         resolved = OmegaConf.to_container(cfg, resolve=True) | {"learner_settings": settings}
         check_backbone(cfg)
-        folds, leakage = make_folds(cfg, load_data(cfg.data))
+        data = load_data(cfg.data)
+        findings = {"label conflicts": warn_label_conflicts(data)}
+        folds, leakage = make_folds(cfg, data)
+        findings["leakage"] = leakage_note(leakage)
         results = ResultsFile(out / "results.csv")
         if primary:  # refused before anything in the folder is rewritten
             check_run_folder(out, record(cfg, folds), results)
             write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
-            write_json(out / "leakage.json", leakage)
+            write_json(out / "leakage.json", leakage if len(leakage) > 1 else next(iter(leakage.values())))
         run = instantiate(cfg.logger, _partial_=True)(config=resolved)
         hashes = {name: learner_hash(learner) for name, learner in settings.items()}
         with logging_redirect_tqdm(), progress(cfg, folds, hashes, results, primary) as bar:
@@ -79,7 +83,7 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
             return {}
         current = {(f.name, f.data_hash) for f in folds}
         rows = [r for r in results.read() if hashes.get(r["learner"]) == r["learner_hash"] and (r["fold"], r["data_hash"]) in current]
-        summary = write_report(rows, out, header=header(cfg, folds), **cfg.report)
+        summary = write_report(rows, out, header=header(cfg, folds, findings), **cfg.report)
         if run is not None:
             log_comparison(run, summary, summary_table(summary), out)
     return summary
@@ -140,13 +144,15 @@ def check_backbone(cfg: DictConfig) -> None:
         instantiate(cfg.backbone, pretrained=None)()
 
 
-def header(cfg: DictConfig, folds: list[Fold]) -> dict[str, Any]:
-    """The run context shown atop summary.md: classes, data cut, fingerprints, smoke flag."""
+def header(cfg: DictConfig, folds: list[Fold], findings: dict[str, str]) -> dict[str, Any]:
+    """The run context shown atop summary.md: classes, data cut, what the data checks found (``findings``,
+    empty ones left out), fingerprints, smoke flag."""
     return {
         **({"smoke": True} if cfg.smoke else {}),
         **folds[0].protocol.classes(),
         "split": describe_split(cfg.data) if folds[0].protocol.cuts_images else folds[0].protocol.description,
         **({LABELLED: labelled} if (labelled := labelled_counts(folds)) else {}),
+        **{name: found for name, found in findings.items() if found},
         "data fingerprints": {f.name: f.data_hash for f in folds},
     }
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from medfew.data.dataset import ImageData
 from medfew.data.preprocess import preprocess
 from medfew.data.splits import make_splits
-from medfew.evaluation.leakage import screen_leakage, warn_label_conflicts
+from medfew.evaluation.leakage import screen_leakage
 from medfew.evaluation.protocols import Protocol
 from medfew.evaluation.results import ResultsFile
 from medfew.files import write_json
@@ -59,11 +59,10 @@ def fingerprint(name: str, data: ImageData) -> str:
     return content_hash(name, data.images, data.labels, data.split if data.split is not None else "no split")
 
 
-def make_folds(cfg: DictConfig, data: ImageData) -> tuple[list[Fold], dict[str, Any]]:
-    """The folds of ``cfg.data.split``, each screened for leakage and with its protocol, and what
-    leakage.json records of them."""
+def make_folds(cfg: DictConfig, data: ImageData) -> tuple[list[Fold], dict[str, dict[str, Any]]]:
+    """The folds of ``cfg.data.split``, each screened for leakage and with its protocol, and each
+    fold's leakage record by fold name."""
     build = instantiate(cfg.protocol, _partial_=True)
-    warn_label_conflicts(data)
     if not build.func.cuts_images:
         if cfg.data.split != "official":
             raise ValueError(
@@ -77,7 +76,7 @@ def make_folds(cfg: DictConfig, data: ImageData) -> tuple[list[Fold], dict[str, 
     for name, part in cuts:
         part, records[name] = screen_leakage(part, cfg.leakage.check, cfg.leakage.threshold)
         folds.append(Fold(name, part, build(data=part), fingerprint(name, part)))
-    return folds, records if len(records) > 1 else next(iter(records.values()))
+    return folds, records
 
 
 def split_settings(cfg: DictConfig) -> dict[str, Any]:

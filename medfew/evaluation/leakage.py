@@ -72,17 +72,29 @@ def exclude(data: ImageData, flagged: torch.Tensor) -> ImageData:
     return data.subset(torch.nonzero(keep).flatten())
 
 
-def warn_label_conflicts(data: ImageData) -> None:
-    """Log each set of pixel-identical images with different labels (a copy in two class folders, say):
-    no learner can be right on all of them, whatever the split."""
+def warn_label_conflicts(data: ImageData) -> str:
+    """Log and return the sets of pixel-identical images with different labels (a copy in two class
+    folders, say; '' when none): no learner can be right on all of them, whatever the split."""
     conflicts = label_conflicts(data)
-    if conflicts:
-        shown = "; ".join(" = ".join(describe(data, i) for i in members) for members in conflicts[:5])
-        log.warning(
-            "%s: %d sets of pixel-identical images carry different labels: %s%s. Each copy is scored against its "
-            "own label; correct the labels or remove the wrong copy",
-            data.name, len(conflicts), shown, " ..." if len(conflicts) > 5 else "",
-        )  # fmt: skip
+    if not conflicts:
+        return ""
+    shown = "; ".join(" = ".join(describe(data, i) for i in members) for members in conflicts[:5])
+    sets = f"{len(conflicts)} set" + ("s" if len(conflicts) > 1 else "")
+    found = f"{sets} of pixel-identical images with different labels: {shown}{' ...' if len(conflicts) > 5 else ''}"
+    log.warning("%s: %s. Each copy is scored against its own label; correct the labels or remove the wrong copy", data.name, found)
+    return found
+
+
+def leakage_note(records: dict[str, dict[str, Any]]) -> str:
+    """What summary.md says of the val / test images that duplicate train images, over the folds' leakage
+    records ('' when none were found)."""
+    flagged = sum(record.get("flagged", 0) for record in records.values())
+    if not flagged:
+        return ""
+    first = next(iter(records.values()))
+    done = "excluded from evaluation" if first["excluded"] else "kept: scores may be optimistic (leakage.check=exclude drops them)"
+    where = " over the folds" if len(records) > 1 else ""
+    return f"{flagged} val/test images{where} duplicate train images (exact or pHash within {first['threshold']} bits), {done}; see leakage.json"
 
 
 def describe(data: ImageData, index: int) -> str:

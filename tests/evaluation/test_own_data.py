@@ -82,7 +82,9 @@ def test_a_copy_in_two_class_folders_is_named(pbc_png_folder, compose_root, tmp_
     (other / "copy.png").write_bytes(copied.read_bytes())
     compare(compose_root("config", tmp_path / "run", own_folder(folder, "learners=[prototype_pixels]")))
     pair = f"{first.name}/{copied.name} ({first.name}) = {other.name}/copy.png ({other.name})"
-    assert f"1 sets of pixel-identical images carry different labels: {pair}." in caplog.text
+    assert f"1 set of pixel-identical images with different labels: {pair}." in caplog.text
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert f"- label conflicts: 1 set of pixel-identical images with different labels: {pair}\n" in summary
 
 
 def test_a_rerun_of_the_same_data_resumes(pbc_png_folder, compose_root, tmp_path):

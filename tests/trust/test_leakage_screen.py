@@ -12,7 +12,7 @@ import torch
 from medfew.data import ImageData
 from medfew.evaluation import compare
 from medfew.data.dataset import UNLABELED
-from medfew.evaluation.leakage import screen_leakage, warn_label_conflicts
+from medfew.evaluation.leakage import leakage_note, screen_leakage, warn_label_conflicts
 
 
 @pytest.fixture
@@ -68,9 +68,20 @@ def test_identical_images_with_different_labels_are_named(leaky, caplog):
         warn_label_conflicts(relabelled)
         warn_label_conflicts(leaky)  # its copies keep their labels
     assert [r.getMessage().split(": ")[1] for r in caplog.records] == [
-        "1 sets of pixel-identical images carry different labels"
+        "1 set of pixel-identical images with different labels"
     ]
     assert "train image 1 (b) = test image 7 (a). Each copy is scored against its own label" in caplog.text
+
+
+def test_summary_note_adds_the_folds(leaky):
+    record = screen_leakage(leaky, "warn", 4)[1]
+    clean = screen_leakage(leaky.subset(torch.arange(6)), "warn", 4)[1]
+    assert leakage_note({"all": clean}) == ""
+    assert leakage_note({"all": record}) == (
+        "3 val/test images duplicate train images (exact or pHash within 4 bits), kept: scores may be optimistic "
+        "(leakage.check=exclude drops them); see leakage.json"
+    )
+    assert leakage_note({"fold0": record, "fold1": record, "fold2": clean}).startswith("6 val/test images over the folds")
 
 
 def test_off_unknown_and_unsplit_data(leaky, tiny_data):
@@ -91,6 +102,8 @@ def test_comparison_on_brain_mri_excludes_near_duplicate_test_scans(brain_mri, c
     # 1622 train-test pairs within 4 bits (none pixel-identical) involve 496 of the 1092 test scans
     assert record["counts"]["train-test/near_pairs"] == 1622 and record["counts"]["exact_pairs"] == 0
     assert record["flagged"] == 496 and record["excluded"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "- leakage: 496 val/test images duplicate train images (exact or pHash within 4 bits), excluded" in summary
     with (tmp_path / "results.csv").open(newline="") as f:
         (row,) = csv.DictReader(f)
     assert int(row["n_query"]) == 1092 - 496
