@@ -91,7 +91,7 @@ def leakage_note(records: dict[str, dict[str, Any]]) -> str:
     flagged = sum(record.get("flagged", 0) for record in records.values())
     if not flagged:
         return ""
-    first = next(iter(records.values()))
+    first = next(record for record in records.values() if record.get("flagged"))
     done = "excluded from evaluation" if first["excluded"] else "kept: scores may be optimistic (leakage.check=exclude drops them)"
     where = " over the folds" if len(records) > 1 else ""
     return f"{flagged} val/test images{where} duplicate train images (exact or pHash within {first['threshold']} bits), {done}; see leakage.json"
