@@ -49,8 +49,7 @@ def screen_leakage(data: ImageData, check: str, threshold: int | None) -> tuple[
     ]
     if len(flagged):
         log.warning(
-            "%s: %d val/test images duplicate train images (exact or pHash within %s bits); %s. Details: leakage.json",
-            data.name, len(flagged), threshold,
+            "%s: %s; %s. Details: leakage.json", data.name, duplicates(len(flagged), threshold),
             "excluded from evaluation" if check == "exclude" else "scores may be optimistic; leakage.check=exclude drops them",
         )  # fmt: skip
     if check == "exclude" and len(flagged):
@@ -93,8 +92,13 @@ def leakage_note(records: dict[str, dict[str, Any]]) -> str:
         return ""
     first = next(record for record in records.values() if record.get("flagged"))
     done = "excluded from evaluation" if first["excluded"] else "kept: scores may be optimistic (leakage.check=exclude drops them)"
-    where = " over the folds" if len(records) > 1 else ""
-    return f"{flagged} val/test images{where} duplicate train images (exact or pHash within {first['threshold']} bits), {done}; see leakage.json"
+    return f"{duplicates(flagged, first['threshold'], over_folds=len(records) > 1)}, {done}; see leakage.json"
+
+
+def duplicates(flagged: int, threshold: int | None, over_folds: bool = False) -> str:
+    """'3 val/test images duplicate train images (exact or pHash within 4 bits)', as the log and summary.md say it."""
+    where = " over the folds" if over_folds else ""
+    return f"{flagged} val/test images{where} duplicate train images (exact or pHash within {threshold} bits)"
 
 
 def describe(data: ImageData, index: int) -> str:
