@@ -24,8 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from medfew.evaluation.plots import LABELLED
-from medfew.evaluation.report import summary_table, write_report
+from medfew.evaluation.report import LABELLED, summary_table, write_report
 from medfew.evaluation.results import ResultsFile
 from medfew.tracking import log_comparison
 

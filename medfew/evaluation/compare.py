@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from itertools import chain
 from pathlib import Path
@@ -37,9 +37,8 @@ from medfew.config import apply_knobs, check_keys
 from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
 from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
-from medfew.evaluation.plots import LABELLED
 from medfew.evaluation.protocols import Task
-from medfew.evaluation.report import summary_table, write_report
+from medfew.evaluation.report import LABELLED, span, summary_table, write_report
 from medfew.evaluation.results import ResultsFile, row_key
 from medfew.files import RunLock, write_json, write_text
 from medfew.hashing import content_hash
@@ -169,12 +168,6 @@ def labelled_counts(folds: list[Fold]) -> dict[str, str]:
         shares = [100 * n / of for n, of in counts]
         shown[setting.name] = f"{span(labelled)} of {span(total)} ({span(shares, '{:.3g}')} %)"
     return shown
-
-
-def span(values: Sequence[float], form: str = "{}") -> str:
-    """'3' when every value is 3, else 'min-max', each value written by ``form``."""
-    low, high = form.format(min(values)), form.format(max(values))
-    return low if low == high else f"{low}-{high}"
 
 
 def describe_split(data: DictConfig) -> str:

@@ -24,7 +24,6 @@ from medfew.evaluation.metrics import LOWER_IS_BETTER  # noqa: E402
 from medfew.files import write_atomic  # noqa: E402
 
 NAMES = {"acc": "accuracy", "bal_acc": "balanced accuracy", "macro_f1": "macro-F1", "auroc": "AUROC", "ece": "ECE"}
-LABELLED = "labelled training images"  # the summary header's key for the counts behind each setting
 KIND_AXIS = {"shots": "shots per class (K)", "per_class": "labels per class", "fraction": "% of training labels"}
 KIND_PROTOCOL = {"shots": "few-shot", "per_class": "label budget", "fraction": "label budget"}
 SMOKE = "SMOKE RUN: tiny settings, the numbers mean nothing"
@@ -52,12 +51,6 @@ def budget(setting: Mapping[str, Any]) -> float:
     return setting["value"] * (100 if setting["kind"] == "fraction" else 1)
 
 
-def labelled_images(summary: Mapping[str, Any], setting: Mapping[str, Any]) -> str | None:
-    """How many labelled images ``setting`` stands for ('3', or '5-6' over folds), where the header counts them."""
-    count = summary["header"].get(LABELLED, {}).get(setting["setting"])
-    return count.split(" of ")[0] if count else None
-
-
 def plot_lines(ax: Any, summary: Mapping[str, Any], metric: str, settings: list[dict], colors: Mapping[str, Any]) -> None:
     """One line per learner with its CI band, and the chance line, over the settings of one kind."""
     x = np.array([budget(s) for s in settings], dtype=float)
@@ -73,7 +66,7 @@ def plot_lines(ax: Any, summary: Mapping[str, Any], metric: str, settings: list[
         ax.plot(x, levels, color="grey", **chance_style(metric))
     if x.max() / max(x.min(), 1e-9) >= 10:
         ax.set_xscale("log")
-    ax.set_xticks(x, [f"{v:g}" + (f"\n{n} img" if (n := labelled_images(summary, s)) else "") for v, s in zip(x, settings)])
+    ax.set_xticks(x, [f"{v:g}\n{s['labelled']} img" for v, s in zip(x, settings)])
     ax.minorticks_off()
     ax.set_xlabel(KIND_AXIS.get(settings[0]["kind"], settings[0]["kind"]))
 
@@ -87,8 +80,7 @@ def plot_bars(ax: Any, summary: Mapping[str, Any], metric: str, setting: Mapping
     ax.set_xticks(range(len(cells)), list(cells), rotation=30, ha="right")
     if setting["chance"][metric] is not None:
         ax.axhline(setting["chance"][metric], color="grey", **chance_style(metric))
-    images = f", {n} images" if (n := labelled_images(summary, setting)) else ""
-    ax.set_xlabel(f"learner ({KIND_AXIS.get(setting['kind'], setting['kind'])}: {budget(setting):g}{images})")
+    ax.set_xlabel(f"learner ({KIND_AXIS.get(setting['kind'], setting['kind'])}: {budget(setting):g}, {setting['labelled']} images)")
 
 
 def plot_label_efficiency(summary: Mapping[str, Any], metrics: Sequence[str], out: Path) -> list[Path]:

@@ -26,7 +26,9 @@ from medfew.evaluation.plots import SMOKE, plot_confusions, plot_label_efficienc
 from medfew.evaluation.stats import bootstrap_ci, holm, paired_comparison
 from medfew.files import write_json, write_text
 
-NUMERIC = ("value", "seed", "episode", "n_way", "n_present", *METRICS)
+LABELLED = "labelled training images"  # the summary header's key for the counts behind each setting
+
+NUMERIC = ("value", "seed", "episode", "n_way", "n_present", "n_support", *METRICS)
 REQUIRED = ("dataset", "protocol", "learner", "setting", "kind", "fold", "data_hash", "split_hash", "confusion", *NUMERIC)
 #: paired-comparison keys, and their columns in ``summary_table``
 VERSUS = {
@@ -104,6 +106,12 @@ def chance(rows: pd.DataFrame) -> dict[str, float | None]:
     return {"acc": majority, "bal_acc": uniform, "macro_f1": uniform, "auroc": 0.5, "ece": None}
 
 
+def span(values: Sequence[float], form: str = "{}") -> str:
+    """'3' when every value is 3, else 'min-max', each value written by ``form``."""
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
 def summarize(
     frame: pd.DataFrame,
     metrics: Sequence[str],
@@ -119,7 +127,7 @@ def summarize(
     settings = settings.sort_values(["kind", "value"], key=lambda c: c.map(kinds) if c.name == "kind" else c).to_dict("records")
     for s in settings:
         rows = frame[frame.setting == s["setting"]]
-        s |= {"unit": " x ".join(unit_columns(rows)), "chance": chance(rows)}
+        s |= {"unit": " x ".join(unit_columns(rows)), "chance": chance(rows), "labelled": span(rows["n_support"].astype(int))}
     learners = list(dict.fromkeys(frame["learner"]))
     ran = reference if reference in learners else None
     table: dict[str, dict[str, dict[str, Any]]] = {metric: {learner: {} for learner in learners} for metric in metrics}

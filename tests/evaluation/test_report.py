@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from medfew.evaluation.plots import LABELLED, plot_bars, plot_lines
+from medfew.evaluation.plots import plot_bars, plot_lines
 from medfew.evaluation.report import SMOKE, markdown, summarize, summary_table, to_frame, write_report
 from medfew.evaluation.results import COLUMNS
 
@@ -212,16 +212,15 @@ def test_plots_one_setting_as_bars_and_confusions_in_a_grid(tmp_path: Path):
 
 
 def test_a_budget_axis_names_the_labelled_images_behind_each_fraction():
-    summary = {"header": {LABELLED: {"fraction=0.01": "3 of 45 (6.67 %)"}}, "results": {"bal_acc": {"a": {}}}}
-    settings = [
-        {"setting": name, "kind": "fraction", "value": value, "chance": {"bal_acc": 0.5}}
-        for name, value in (("fraction=0.01", 0.01), ("fraction=1", 1.0))
-    ]
-    for name in ("fraction=0.01", "fraction=1"):
-        summary["results"]["bal_acc"]["a"][name] = {"mean": 0.6, "low": 0.5, "high": 0.7}
+    rows = [
+        row("a", seed, 0.6, setting, fold=f"fold{fold}", n_support=n + fold)
+        for setting, n in (("fraction=0.01", 3), ("fraction=1", 45)) for fold in (0, 1) for seed in (0, 1)
+    ]  # fmt: skip
+    summary = summarize(to_frame(rows), ["bal_acc"], None, n_resamples=100)
+    assert [s["labelled"] for s in summary["settings"]] == ["3-4", "45-46"]  # fold 1 trains on one more image
     fig, (lines, bars) = plt.subplots(1, 2)
-    plot_lines(lines, summary, "bal_acc", settings, {"a": "C0"})
-    plot_bars(bars, summary, "bal_acc", settings[0], {"a": "C0"})
-    assert [t.get_text() for t in lines.get_xticklabels()] == ["1\n3 img", "100"]  # 1 % of 45 is 3 images, one per class
-    assert bars.get_xlabel() == "learner (% of training labels: 1, 3 images)"
+    plot_lines(lines, summary, "bal_acc", summary["settings"], {"a": "C0"})
+    plot_bars(bars, summary, "bal_acc", summary["settings"][0], {"a": "C0"})
+    assert [t.get_text() for t in lines.get_xticklabels()] == ["1\n3-4 img", "100\n45-46 img"]
+    assert bars.get_xlabel() == "learner (% of training labels: 1, 3-4 images)"
     plt.close(fig)

@@ -11,7 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from medfew.evaluation.plots import LABELLED, SMOKE
+from medfew.evaluation.plots import SMOKE
+from medfew.evaluation.report import LABELLED
 from medfew.evaluation.results import COLUMNS, ResultsFile
 from medfew.files import write_json
 from medfew.sweep import gather, sweep_header
