@@ -84,11 +84,16 @@ class DuplicateReport:
         return rows
 
 
+PHASHES: dict[bytes, np.ndarray] = {}  # image sha256 -> its pHash bits: each fold's audit re-hashes the same images
+
+
 def perceptual_hashes(images: Tensor) -> Tensor:
     """(N, C, H, W) uint8, grey or RGB -> (N, 64) bool pHash bits (RGB is converted to grey by Pillow)."""
-    array = images.permute(0, 2, 3, 1).numpy()
-    bits = [imagehash.phash(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)).hash for image in array]
-    return torch.from_numpy(np.array(bits, dtype=bool).reshape(len(array), HASH_BITS))
+    digests = image_digests(images)
+    for digest, image in zip(digests, images.permute(0, 2, 3, 1).numpy()):
+        if digest not in PHASHES:
+            PHASHES[digest] = imagehash.phash(Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)).hash
+    return torch.from_numpy(np.array([PHASHES[d] for d in digests], dtype=bool).reshape(len(digests), HASH_BITS))
 
 
 def image_digests(images: Tensor) -> list[bytes]:

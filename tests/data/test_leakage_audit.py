@@ -108,3 +108,13 @@ def test_rgb_hash_is_the_grey_hash() -> None:
     grey = smooth_images(3, seed=1)
     assert torch.equal(perceptual_hashes(grey.expand(-1, 3, -1, -1)), perceptual_hashes(grey))
     assert perceptual_hashes(grey).shape == (3, 64)
+
+
+def test_hashes_follow_the_pixels_not_the_tensor() -> None:
+    """pHashes are kept by image content: a subset gets its rows' bits, an image changed in place its new ones."""
+    images = smooth_images(4, seed=2)
+    before = perceptual_hashes(images)
+    assert torch.equal(perceptual_hashes(images[[2, 0]]), before[[2, 0]])
+    images[0] = 255 - images[0]
+    after = perceptual_hashes(images)
+    assert (after[0] != before[0]).sum() > 32 and torch.equal(after[1:], before[1:])
