@@ -48,10 +48,7 @@ def screen_leakage(data: ImageData, check: str, threshold: int | None) -> tuple[
         for i in flagged.tolist()
     ]
     if len(flagged):
-        log.warning(
-            "%s: %s; %s. Details: leakage.json", data.name, duplicates(len(flagged), threshold),
-            "excluded from evaluation" if check == "exclude" else "scores may be optimistic; leakage.check=exclude drops them",
-        )  # fmt: skip
+        log.warning("%s: %s, %s. Details: leakage.json", data.name, duplicates(len(flagged), threshold), outcome(check == "exclude"))
     if check == "exclude" and len(flagged):
         return exclude(data, flagged), record
     return data, record
@@ -91,14 +88,18 @@ def leakage_note(records: dict[str, dict[str, Any]]) -> str:
     if not flagged:
         return ""
     first = next(record for record in records.values() if record.get("flagged"))
-    done = "excluded from evaluation" if first["excluded"] else "kept: scores may be optimistic (leakage.check=exclude drops them)"
-    return f"{duplicates(flagged, first['threshold'], over_folds=len(records) > 1)}, {done}; see leakage.json"
+    return f"{duplicates(flagged, first['threshold'], over_folds=len(records) > 1)}, {outcome(first['excluded'])}; see leakage.json"
 
 
 def duplicates(flagged: int, threshold: int | None, over_folds: bool = False) -> str:
     """'3 val/test images duplicate train images (exact or pHash within 4 bits)', as the log and summary.md say it."""
     where = " over the folds" if over_folds else ""
     return f"{flagged} val/test images{where} duplicate train images (exact or pHash within {threshold} bits)"
+
+
+def outcome(excluded: bool) -> str:
+    """What was done with the duplicates, as the log and summary.md say it."""
+    return "excluded from evaluation" if excluded else "kept: scores may be optimistic (leakage.check=exclude drops them)"
 
 
 def describe(data: ImageData, index: int) -> str:

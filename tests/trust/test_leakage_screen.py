@@ -40,7 +40,7 @@ def test_warn_records_and_keeps(leaky, tmp_path, caplog):
     assert [image["index"] for image in record["images"]] == [6, 7, 8]
     assert record["images"][2] == {"index": 8, "split": "test", "file": "img8.png"}
     assert record["counts"]["train-test/exact_pairs"] == 2 and record["counts"]["train-test/near_pairs"] == 1
-    assert "leaky: 3 val/test images duplicate train images (exact or pHash within 4 bits); scores may be optimistic" in caplog.text
+    assert "leaky: 3 val/test images duplicate train images (exact or pHash within 4 bits), kept: scores may be optimistic" in caplog.text
 
 
 def test_exclude_drops_only_the_duplicates(leaky):
