@@ -131,7 +131,7 @@ def result_rows(draw) -> tuple[list[dict[str, str]], str]:
                             dict(
                                 dataset="toy", protocol="label_budget", fold=fold, data_hash=f"{fold:>16}", learner=learner,
                                 setting=setting, kind="per_class", value=setting.split("=")[1], seed=str(seed), split_hash="s",
-                                episode=str(episode), n_way="2", n_present=str(draw(st.integers(1, 2))),
+                                episode=str(episode), n_way="2", n_present=str(draw(st.integers(1, 2))), n_support=str(draw(st.integers(1, 20))),
                                 confusion='{"classes": ["a", "b"], "counts": [[1, 0], [1, 2]]}', **score,
                             )
                         )  # fmt: skip
