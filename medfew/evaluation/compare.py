@@ -25,6 +25,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -34,6 +35,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medfew.config import apply_knobs, check_keys
+from medfew.data.dataset import ImageData
+from medfew.data.stratify import split_groups
 from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
 from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
@@ -82,7 +85,7 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
             return {}
         current = {(f.name, f.data_hash) for f in folds}
         rows = [r for r in results.read() if hashes.get(r["learner"]) == r["learner_hash"] and (r["fold"], r["data_hash"]) in current]
-        summary = write_report(rows, out, header=header(cfg, folds, findings), **cfg.report)
+        summary = write_report(rows, out, header=header(cfg, data, folds, findings), **cfg.report)
         if run is not None:
             log_comparison(run, summary, summary_table(summary), out)
     return summary
@@ -143,13 +146,13 @@ def check_backbone(cfg: DictConfig) -> None:
         instantiate(cfg.backbone, pretrained=None)()
 
 
-def header(cfg: DictConfig, folds: list[Fold], findings: dict[str, str]) -> dict[str, Any]:
-    """The run context shown atop summary.md: classes, data cut, what the data checks found (``findings``,
-    empty ones left out), fingerprints, smoke flag."""
+def header(cfg: DictConfig, data: ImageData, folds: list[Fold], findings: dict[str, str]) -> dict[str, Any]:
+    """The run context shown atop summary.md: classes, how ``data`` was cut, what the data checks found
+    (``findings``, empty ones left out), fingerprints, smoke flag."""
     return {
         **({"smoke": True} if cfg.smoke else {}),
         **folds[0].protocol.classes(),
-        "split": describe_split(cfg.data) if folds[0].protocol.cuts_images else folds[0].protocol.description,
+        "split": describe_split(cfg, data) if folds[0].protocol.cuts_images else folds[0].protocol.description,
         **({LABELLED: labelled} if (labelled := labelled_counts(folds)) else {}),
         **{name: found for name, found in findings.items() if found},
         "data fingerprints": {f.name: f.data_hash for f in folds},
@@ -170,14 +173,29 @@ def labelled_counts(folds: list[Fold]) -> dict[str, str]:
     return shown
 
 
-def describe_split(data: DictConfig) -> str:
-    fractions = ", ".join(f"{part} {share:g}" for part, share in data.split_fractions.items())
-    if data.split == "stratified":
-        return f"stratified ({fractions}), seed {data.split_seed}"
-    if data.split == "kfold":
-        repeats = f", repeated {data.repeats} times" if data.repeats > 1 else ""
-        return f"{data.folds}-fold cross-validation{repeats} (stratified; val carved from the training folds, {fractions}), seed {data.split_seed}"
-    return "the data's own train / val / test split"
+def describe_split(cfg: DictConfig, data: ImageData) -> str:
+    """How ``cfg.data.split`` cuts ``data``, and what it keeps together."""
+    settings = cfg.data
+    fractions = ", ".join(f"{part} {share:g}" for part, share in settings.split_fractions.items())
+    if settings.split == "stratified":
+        cut = f"stratified ({fractions}), seed {settings.split_seed}"
+    elif settings.split == "kfold":
+        repeats = f", repeated {settings.repeats} times" if settings.repeats > 1 else ""
+        cut = f"{settings.folds}-fold cross-validation{repeats} (stratified; val carved from the training folds, {fractions}), seed {settings.split_seed}"
+    else:
+        return "the data's own train / val / test split"
+    return f"{cut}; {describe_groups(data, cfg.leakage.threshold, settings.group_duplicates)}"
+
+
+def describe_groups(data: ImageData, threshold: int | None, duplicates: bool) -> str:
+    """'120 images in 40 groups (patient ids, duplicates), none split across parts', or why there are none."""
+    n_groups = len(np.unique(split_groups(data, threshold, duplicates)))
+    patients = data.groups is not None
+    if n_groups < len(data):
+        by = ", ".join(["patient ids"] * patients + ["duplicates"] * duplicates)
+        return f"{len(data)} images in {n_groups} groups ({by}), none split across parts"
+    why = "one image per patient id" if patients else "no patient ids (data.groups, a groups.csv or DICOM PatientID)"
+    return f"every image is its own group: {why}{' and no duplicates' if duplicates else ''}"
 
 
 def searchpath() -> list[str]:

@@ -45,6 +45,7 @@ def test_kfold_on_an_rgb_png_folder_pools_its_folds(pbc_png_folder, compose_root
     assert cell["vs_reference"]["n"] == 5  # paired by fold
     text = (tmp_path / "summary.md").read_text()
     assert "5-fold cross-validation" in text and "basophil" in text
+    assert "; every image is its own group: no patient ids (data.groups, a groups.csv or DICOM PatientID) and no duplicates" in text
     assert re.search(r"- labelled training images: fraction=1: (\d+(-\d+)?) of \1 \(100 %\)", text)
 
 
@@ -85,6 +86,15 @@ def test_a_copy_in_two_class_folders_is_named(pbc_png_folder, compose_root, tmp_
     assert f"1 set of pixel-identical images with different labels: {pair}." in caplog.text
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert f"- label conflicts: 1 set of pixel-identical images with different labels: {pair}\n" in summary
+
+
+def test_the_split_line_counts_the_patients_kept_together(pbc_png_folder, compose_root, tmp_path):
+    folder = copy_folder(pbc_png_folder, tmp_path / "images")
+    images = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.png"))
+    (folder / "groups.csv").write_text("file,group\n" + "".join(f"{name},p{i // 3}\n" for i, name in enumerate(images)))
+    compare(compose_root("config", tmp_path / "run", own_folder(folder, "learners=[prototype_pixels]")))
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert f"; 60 images in 20 groups (patient ids, duplicates), none split across parts\n" in summary
 
 
 def test_a_rerun_of_the_same_data_resumes(pbc_png_folder, compose_root, tmp_path):
