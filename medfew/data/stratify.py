@@ -35,6 +35,18 @@ def split_groups(data: ImageData, threshold: int | None, duplicates: bool) -> np
     return rank[component[:n]]
 
 
+def describe_groups(data: ImageData, groups: np.ndarray, duplicates: bool, kept: str) -> str:
+    """'120 images in 40 groups (patient ids, duplicates), <kept>' for ``split_groups``' ``groups``, or why
+    every image is its own group."""
+    n_groups = len(np.unique(groups))
+    patients = data.groups is not None
+    if n_groups < len(groups):
+        by = ", ".join(["patient ids"] * patients + ["duplicates"] * duplicates)
+        return f"{len(groups)} images in {n_groups} groups ({by}), {kept}"
+    why = "one image per patient id" if patients else "no patient ids (data.groups, a groups.csv or DICOM PatientID)"
+    return f"every image is its own group: {why}{' and no duplicates' if duplicates else ''}"
+
+
 def group_counts(data: ImageData, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(G, C) labelled images per group and class, and (G,) True for groups free to leave train
     (those holding no unlabelled image)."""

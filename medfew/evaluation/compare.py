@@ -25,7 +25,6 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -36,7 +35,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medfew.config import apply_knobs, check_keys
 from medfew.data.dataset import ImageData
-from medfew.data.stratify import split_groups
+from medfew.data.stratify import describe_groups, split_groups
 from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
 from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
@@ -184,18 +183,8 @@ def describe_split(cfg: DictConfig, data: ImageData) -> str:
         cut = f"{settings.folds}-fold cross-validation{repeats} (stratified; val carved from the training folds, {fractions}), seed {settings.split_seed}"
     else:
         return "the data's own train / val / test split"
-    return f"{cut}; {describe_groups(data, cfg.leakage.threshold, settings.group_duplicates)}"
-
-
-def describe_groups(data: ImageData, threshold: int | None, duplicates: bool) -> str:
-    """'120 images in 40 groups (patient ids, duplicates), none split across parts', or why there are none."""
-    n_groups = len(np.unique(split_groups(data, threshold, duplicates)))
-    patients = data.groups is not None
-    if n_groups < len(data):
-        by = ", ".join(["patient ids"] * patients + ["duplicates"] * duplicates)
-        return f"{len(data)} images in {n_groups} groups ({by}), none split across parts"
-    why = "one image per patient id" if patients else "no patient ids (data.groups, a groups.csv or DICOM PatientID)"
-    return f"every image is its own group: {why}{' and no duplicates' if duplicates else ''}"
+    groups = split_groups(data, cfg.leakage.threshold, settings.group_duplicates)
+    return f"{cut}; {describe_groups(data, groups, settings.group_duplicates, 'none split across parts')}"
 
 
 def searchpath() -> list[str]:

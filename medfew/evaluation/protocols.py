@@ -20,7 +20,7 @@ from torch import Tensor
 from medfew.data.dataset import ImageData, concat
 from medfew.data.episodes import EpisodeSet, to_float
 from medfew.data import splits
-from medfew.data.stratify import split_groups
+from medfew.data.stratify import describe_groups, split_groups
 from medfew.hashing import content_hash
 from medfew.learners.base import PrepareContext
 
@@ -156,15 +156,12 @@ class EpisodesProtocol(Protocol):
             self.parts["novel"], novel_unlabeled, episode_seed, duplicate_threshold, group_duplicates
         )
         groups = split_groups(self.novel, duplicate_threshold, group_duplicates)
-        groups = torch.from_numpy(groups) if len(np.unique(groups)) < len(groups) else None
+        kept = "no query shares a group with its episode's support"
         self.description = "by class (data.class_split)" + (
             f"; {novel_unlabeled:g} of each novel class's images ({len(self.novel_pool)}) unlabeled in the pretraining pool, never in an episode"
             if self.novel_pool is not None else ""
-        ) + (
-            f"; no query shares a patient or near duplicate with its episode's support "
-            f"({len(groups.unique())} groups of {len(groups)} novel images)"
-            if groups is not None else ""
-        )
+        ) + f"; novel classes: {describe_groups(self.novel, groups, group_duplicates, kept)}"
+        groups = torch.from_numpy(groups) if len(np.unique(groups)) < len(groups) else None
         n_way = n_way or self.novel.n_classes
         self.episode_sets = {
             k: EpisodeSet.draw(self.novel, n_way, k, n_query, n_episodes, seed=episode_seed, groups=groups) for k in shots
