@@ -36,15 +36,15 @@ def split_groups(data: ImageData, threshold: int | None, duplicates: bool) -> np
 
 
 def describe_groups(data: ImageData, groups: np.ndarray, duplicates: bool, kept: str) -> str:
-    """'120 images in 40 groups (patient ids, duplicates), <kept>' for ``split_groups``' ``groups``, or why
+    """'120 images in 40 groups (patients, near duplicates), <kept>' for ``split_groups``' ``groups``, or why
     every image is its own group."""
     n_groups = len(np.unique(groups))
     patients = data.groups is not None
     if n_groups < len(groups):
-        by = ", ".join(["patient ids"] * patients + ["duplicates"] * duplicates)
+        by = ", ".join(["patients"] * patients + ["near duplicates"] * duplicates)
         return f"{len(groups)} images in {n_groups} groups ({by}), {kept}"
     why = "one image per patient id" if patients else "no patient ids (data.groups, a groups.csv or DICOM PatientID)"
-    return f"every image is its own group: {why}{' and no duplicates' if duplicates else ''}"
+    return f"every image is its own group: {why}{' and no near duplicates' if duplicates else ''}"
 
 
 def group_counts(data: ImageData, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -45,7 +45,7 @@ def test_kfold_on_an_rgb_png_folder_pools_its_folds(pbc_png_folder, compose_root
     assert cell["vs_reference"]["n"] == 5  # paired by fold
     text = (tmp_path / "summary.md").read_text()
     assert "5-fold cross-validation" in text and "basophil" in text
-    assert "; every image is its own group: no patient ids (data.groups, a groups.csv or DICOM PatientID) and no duplicates" in text
+    assert "; every image is its own group: no patient ids (data.groups, a groups.csv or DICOM PatientID) and no near duplicates" in text
     assert re.search(r"- labelled training images: fraction=1: (\d+(-\d+)?) of \1 \(100 %\)", text)
 
 
@@ -94,7 +94,7 @@ def test_the_split_line_counts_the_patients_kept_together(pbc_png_folder, compos
     (folder / "groups.csv").write_text("file,group\n" + "".join(f"{name},p{i // 3}\n" for i, name in enumerate(images)))
     compare(compose_root("config", tmp_path / "run", own_folder(folder, "learners=[prototype_pixels]")))
     summary = (tmp_path / "run" / "summary.md").read_text()
-    assert f"; 60 images in 20 groups (patient ids, duplicates), none split across parts\n" in summary
+    assert f"; 60 images in 20 groups (patients, near duplicates), none split across parts\n" in summary
 
 
 def test_a_rerun_of_the_same_data_resumes(pbc_png_folder, compose_root, tmp_path):

@@ -116,7 +116,7 @@ def test_episodes_keep_a_patient_out_of_the_query_when_in_the_support(bloodcells
     novel_groups = protocol.novel.groups
     for episode in protocol.episode_sets[5].indices:
         assert not set(novel_groups[episode.support.flatten()].tolist()) & set(novel_groups[episode.query.flatten()].tolist())
-    assert "; novel classes: 750 images in 188 groups (patient ids, duplicates), no query shares a group with its episode's support" in protocol.description
+    assert "; novel classes: 750 images in 188 groups (patients, near duplicates), no query shares a group with its episode's support" in protocol.description
     alone = EpisodesProtocol(bloodcells, SPLIT, shots=[5], n_query=15, n_episodes=20)
     assert protocol.split_hash(Setting("shots", 5), 0) != alone.split_hash(Setting("shots", 5), 0)
-    assert alone.description.endswith("novel classes: every image is its own group: no patient ids (data.groups, a groups.csv or DICOM PatientID) and no duplicates")
+    assert alone.description.endswith("novel classes: every image is its own group: no patient ids (data.groups, a groups.csv or DICOM PatientID) and no near duplicates")
