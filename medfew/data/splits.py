@@ -105,11 +105,13 @@ def class_split(
 class DataSplit:
     """One cut of a dataset into parts: ``data`` is the same images with ``split`` set to train / val / test.
 
-    ``name`` is "official", "stratified" or "repeat<r>-fold<f>" (k-fold cross-validation).
+    ``name`` is "official", "stratified" or "repeat<r>-fold<f>" (k-fold cross-validation);
+    ``groups`` is each image's group (``stratify.split_groups``), kept inside one part; None for "official".
     """
 
     name: str
     data: ImageData
+    groups: np.ndarray | None = None
 
 
 def make_splits(
@@ -153,7 +155,7 @@ def make_splits(
         raise ValueError(f"{data.name} has no labelled images; val and test parts need labels")
     groups = split_groups(data, duplicate_threshold, group_duplicates)
     if split == "stratified":
-        return [DataSplit("stratified", stratified_split(data, groups, shares, seed))]
+        return [DataSplit("stratified", stratified_split(data, groups, shares, seed), groups)]
     return kfold_splits(data, groups, shares, folds, repeats, seed)
 
 
@@ -221,7 +223,7 @@ def kfold_splits(
             if val:  # allocate's 0 / 1 are train / val, as in SPLIT_NAMES
                 part[rest] = allocate(counts[rest], np.array([1 - val, val]), np.random.default_rng([seed, repeat, f]))
             name = f"repeat{repeat}-fold{f}"
-            splits.append(DataSplit(name, with_split(data, name, part[groups], parts, groups)))
+            splits.append(DataSplit(name, with_split(data, name, part[groups], parts, groups), groups))
     return splits
 
 

@@ -25,6 +25,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -35,7 +36,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medfew.config import apply_knobs, check_keys
 from medfew.data.dataset import ImageData
-from medfew.data.stratify import describe_groups, split_groups
+from medfew.data.stratify import describe_groups
 from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
 from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
@@ -151,7 +152,7 @@ def header(cfg: DictConfig, data: ImageData, folds: list[Fold], findings: dict[s
     return {
         **({"smoke": True} if cfg.smoke else {}),
         **folds[0].protocol.classes(),
-        "split": describe_split(cfg, data) if folds[0].protocol.cuts_images else folds[0].protocol.description,
+        "split": describe_split(cfg, data, folds[0].groups) if folds[0].protocol.cuts_images else folds[0].protocol.description,
         **({LABELLED: labelled} if (labelled := labelled_counts(folds)) else {}),
         **{name: found for name, found in findings.items() if found},
         "data fingerprints": {f.name: f.data_hash for f in folds},
@@ -172,8 +173,8 @@ def labelled_counts(folds: list[Fold]) -> dict[str, str]:
     return shown
 
 
-def describe_split(cfg: DictConfig, data: ImageData) -> str:
-    """How ``cfg.data.split`` cuts ``data``, and what it keeps together."""
+def describe_split(cfg: DictConfig, data: ImageData, groups: np.ndarray | None) -> str:
+    """How ``cfg.data.split`` cuts ``data``, and what it keeps together (``groups``, from ``make_splits``)."""
     settings = cfg.data
     fractions = ", ".join(f"{part} {share:g}" for part, share in settings.split_fractions.items())
     if settings.split == "stratified":
@@ -183,7 +184,6 @@ def describe_split(cfg: DictConfig, data: ImageData) -> str:
         cut = f"{settings.folds}-fold cross-validation{repeats} (stratified; val carved from the training folds, {fractions}), seed {settings.split_seed}"
     else:
         return "the data's own train / val / test split"
-    groups = split_groups(data, cfg.leakage.threshold, settings.group_duplicates)
     return f"{cut}; {describe_groups(data, groups, settings.group_duplicates, 'none split across parts')}"
 
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medfew.data.dataset import ImageData
 from medfew.data.preprocess import preprocess
-from medfew.data.splits import make_splits
+from medfew.data.splits import DataSplit, make_splits
 from medfew.evaluation.leakage import screen_leakage
 from medfew.evaluation.protocols import Protocol
 from medfew.evaluation.results import ResultsFile
@@ -35,12 +36,14 @@ NO_SPLIT = "all"  # the fold of a protocol that cuts by class (episodes), not by
 
 @dataclass(frozen=True)
 class Fold:
-    """One train / val / test cut of the data, its protocol and the fingerprint of its data."""
+    """One train / val / test cut of the data, its protocol and the fingerprint of its data; ``groups``:
+    the cut's ``DataSplit.groups`` (over the data before the leakage screen), None when nothing groups."""
 
     name: str
     data: ImageData
     protocol: Protocol
     data_hash: str
+    groups: np.ndarray | None = None
 
 
 def load_data(data_cfg: DictConfig) -> ImageData:
@@ -69,13 +72,13 @@ def make_folds(cfg: DictConfig, data: ImageData) -> tuple[list[Fold], dict[str, 
                 f"data.split={cfg.data.split} cuts images into train / val / test, but the {cfg.protocol.name} protocol "
                 "splits by class (data.class_split); use protocol=label_budget, or leave data.split=official"
             )
-        cuts = [(NO_SPLIT, data)]
+        cuts = [DataSplit(NO_SPLIT, data)]
     else:
-        cuts = [(cut.name, cut.data) for cut in make_splits(data, **split_settings(cfg))]
+        cuts = make_splits(data, **split_settings(cfg))
     folds, records = [], {}
-    for name, part in cuts:
-        part, records[name] = screen_leakage(part, cfg.leakage.check, cfg.leakage.threshold)
-        folds.append(Fold(name, part, build(data=part), fingerprint(name, part)))
+    for cut in cuts:
+        part, records[cut.name] = screen_leakage(cut.data, cfg.leakage.check, cfg.leakage.threshold)
+        folds.append(Fold(cut.name, part, build(data=part), fingerprint(cut.name, part), cut.groups))
     return folds, records
 
 

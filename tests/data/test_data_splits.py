@@ -207,6 +207,7 @@ def test_pbc_rgb_kfold(bloodcells: ImageData) -> None:
     assert (tests.sum(1) == 1).all()
     groups = split_groups(data, threshold=4, duplicates=True)
     for split in splits:
+        assert np.array_equal(split.groups, groups)
         assert_groups_kept(split, groups)
         assert len(audit_duplicates(split.data, threshold=4)) == 0
         assert min(min(row) for row in counts(split).values()) >= 1
