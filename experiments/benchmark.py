@@ -44,6 +44,7 @@ JOBS = {  # job -> overrides of experiments/run.py besides the budget, or a spee
     "crossdomain-breastmnist": ("experiment=crossdomain", "data.target=breastmnist"),
     "speed-bench_ssl": "experiments/bench_ssl.py",
     "speed-bench_fewshot": "experiments/bench_fewshot.py",
+    "speed-bench_loading": "experiments/bench_loading.py",
 }
 MARKED = re.compile(r"<!-- medfew:table (\S+) -->\n.*?<!-- /medfew:table -->", re.DOTALL)
 

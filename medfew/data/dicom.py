@@ -127,14 +127,21 @@ def load_dicom_folder(
     folder = resolve_folder(path, root)
     listing = list_files(folder, DICOM, labelled)
     files = listing.files
-    images, ids = zip(*(read_dicom(f) for f in files))
+    ids: list[str | None] = []
+
+    def read(file: Path) -> torch.Tensor:
+        image, patient = read_dicom(file)
+        ids.append(patient)
+        return image
+
+    images = stack_images(map(read, files), files, size, channels)
     groups = read_groups(folder, files)
     return ImageData(
-        images=stack_images(images, files, size, channels),
+        images=images,
         labels=listing.labels,
         class_names=listing.class_names,
         split=listing.split,
-        groups=group_codes(list(ids)) if groups is None else groups,
+        groups=group_codes(ids) if groups is None else groups,
         name=folder.name,
         source=str(folder),
         filenames=np.array([str(f.relative_to(folder)) for f in files]),

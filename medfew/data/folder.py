@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,30 +93,32 @@ def to_uint8(image: Image.Image, path: Path, bits: int = 16) -> np.ndarray:
 
 
 def stack_images(
-    images: Sequence[torch.Tensor], files: Sequence[Path], size: int | None, channels: int | None
+    images: Iterable[torch.Tensor], files: Sequence[Path], size: int | None, channels: int | None
 ) -> torch.Tensor:
-    """(C, H, W) uint8 images -> one (N, C, H, W) tensor after the size and channel policy.
+    """(C, H, W) uint8 images, one per file -> one (N, C, H, W) tensor after the size and channel policy.
 
-    Without ``size`` every image must have the same height and width; without ``channels``
+    Each image is resized and converted as it arrives and copied into the output, allocated once,
+    so a lazy ``images`` (a generator that reads the files) holds one image at full resolution at a
+    time. Without ``size`` every image must have the same height and width; without ``channels``
     the same channel count. Otherwise the error names two files that differ.
     """
-    prepared = []
-    for image in images:
-        image = image[None]
+    stacked, images = None, iter(images)
+    for index, file in enumerate(files):
+        image = next(images)[None]
         if size is not None:
             image = resize_images(image, size)
         if channels is not None:
             image = convert_channels(image, channels)
-        prepared.append(image)
-    first = prepared[0].shape[1:]
-    for image, file in zip(prepared, files):
-        if image.shape[1:] != first:
-            what, fix = ("channels", "channels=1 or 3") if image.shape[1] != first[0] else ("size", "size=<pixels>")
+        if stacked is None:
+            stacked = torch.empty((len(files), *image.shape[1:]), dtype=torch.uint8)
+        elif image.shape[1:] != stacked.shape[1:]:
+            what, fix = ("channels", "channels=1 or 3") if image.shape[1] != stacked.shape[1] else ("size", "size=<pixels>")
             raise ValueError(
-                f"images differ in {what}: {files[0]} is {describe(prepared[0])}, {file} is {describe(image)}; "
+                f"images differ in {what}: {files[0]} is {describe(stacked[:1])}, {file} is {describe(image)}; "
                 f"pass {fix} to convert them all"
             )
-    return torch.cat(prepared)
+        stacked[index] = image[0]
+    return stacked
 
 
 def describe(image: torch.Tensor) -> str:
@@ -155,7 +157,7 @@ def load_image_folder(
     folder = resolve_folder(path, root)
     listing = list_files(folder, IMAGES, labelled)
     files = listing.files
-    images = stack_images([read_image(f, bits) for f in files], files, size, channels)
+    images = stack_images((read_image(f, bits) for f in files), files, size, channels)
     if images.max() < 64:
         log.warning(
             "%s: the brightest pixel of its %d images is %d of 255; 16-bit files storing fewer bits (a 12-bit scan) "

@@ -13,14 +13,12 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.T
     """Antialiased bilinear resize of uint8 (N, C, H, W) images to (N, C, size, size)."""
     if images.shape[-2:] == (size, size):
         return images
-    out = [
-        F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        .round_()
-        .clamp_(0, 255)
-        .to(torch.uint8)
-        for part in images.split(chunk)
-    ]
-    return torch.cat(out)
+    # filled chunk by chunk: no concatenated second copy, and the float copies freed after it leave no hole under it
+    out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
+    for part, target in zip(images.split(chunk), out.split(chunk)):
+        resized = F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        target.copy_(resized.round_().clamp_(0, 255))
+    return out
 
 
 def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:

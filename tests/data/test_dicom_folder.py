@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+import medfew.data.dicom
 from medfew.data import UNLABELED, load_dicom_folder, make_splits
 
 # Stored values; with slope 2 and intercept -1024 they are [[-1024, 0, 512], [1536, 2048, 3072]] HU.
@@ -93,6 +94,16 @@ def test_resize(tmp_path: Path) -> None:
         load_dicom_folder(tmp_path, labelled=False)
     data = load_dicom_folder(tmp_path, size=8, labelled=False)
     assert data.images.shape == (2, 1, 8, 8) and data.labels.tolist() == [UNLABELED, UNLABELED]
+
+
+def test_scans_are_resized_as_they_are_read(tmp_path: Path, one_at_a_time, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i, patient in enumerate(("P1", "P1", "P2")):
+        write_dicom(tmp_path / f"{i}.dcm", patient=patient)
+    read = one_at_a_time(medfew.data.dicom.read_dicom, image_of=lambda result: result[0])
+    monkeypatch.setattr(medfew.data.dicom, "read_dicom", read)
+    data = load_dicom_folder(tmp_path, size=4, labelled=False)
+    assert len(read.reads) == 3 and data.images.shape == (3, 1, 4, 4)
+    assert data.groups.tolist() == [0, 0, 1]
 
 
 def test_no_pixel_data_is_named(tmp_path: Path) -> None:

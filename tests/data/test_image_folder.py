@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 import torch
 from PIL import Image
 
+import medfew.data.folder
 from medfew.data import UNLABELED, load_image_folder
 
 
@@ -114,6 +115,14 @@ def test_resize_to_common_size(tmp_path: Path) -> None:
     data = load_image_folder(tmp_path, size=4)
     assert data.images.shape == (2, 1, 4, 4)
     assert data.images[:, 0, 0, 0].tolist() == [7, 9]
+
+
+def test_images_are_resized_as_they_are_read(folder: Path, one_at_a_time, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of large scans needs memory for its images at ``size``, not at full resolution."""
+    read = one_at_a_time(medfew.data.folder.read_image)
+    monkeypatch.setattr(medfew.data.folder, "read_image", read)
+    data = load_image_folder(folder, size=4)
+    assert len(read.reads) == 4 and data.images.shape == (4, 1, 4, 4)
 
 
 def test_differing_sizes_need_size(tmp_path: Path) -> None:
