@@ -1,7 +1,7 @@
 """What each ``medfew`` command does with its composed config (``medfew.cli`` wraps them in Hydra).
 
 - ``run``: one comparison (``medfew.evaluation.compare``), then the primary table on the console;
-- ``pretrain``: self-supervised pretraining on the unlabeled pool, kNN on a held-out monitor;
+- ``pretrain``: self-supervised pretraining on the unlabeled pool, kNN on a held-out monitor when labels exist;
 - ``metatrain``: ``run`` with one learner, meta-trained on base classes, scored on novel-class episodes;
 - ``audit``: exact and near-duplicate images across the splits of a data config.
 """
@@ -25,8 +25,8 @@ from medfew.evaluation import compare
 from medfew.evaluation.folds import load_data
 from medfew.files import write_atomic, write_text
 from medfew.models import load_backbone
-from medfew.ssl import knn_accuracy, pool_and_monitor
-from medfew.ssl.monitor import halves
+from medfew.ssl import pool_and_monitor
+from medfew.ssl.monitor import monitor_parts, monitor_scores
 from medfew.tracking import log_backbone, wandb_loggers
 
 
@@ -52,7 +52,7 @@ def console_table(summary_md: Path) -> str:
 
 
 def pretrain(cfg: DictConfig) -> Path:
-    """SSL on the unlabeled pool of ``cfg.data`` (minus a labelled monitor split); returns the export path."""
+    """SSL on the unlabeled pool of ``cfg.data`` (minus a labelled monitor split, when it has labels); returns the export path."""
     out = Path(cfg.paths.output_dir)
     apply_knobs(cfg.ssl, cfg.knobs, prefix=("pretrain",))
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -64,13 +64,22 @@ def pretrain(cfg: DictConfig) -> Path:
     run = instantiate(cfg.logger, _partial_=True)(config=OmegaConf.to_container(cfg, resolve=True))
     loggers = [CSVLogger(out, name="logs"), *wandb_loggers(run)]
     export = instantiate(cfg.ssl)(pool, out, cfg.seed, monitor=monitor, logger=loggers)
-    bank, query = halves(monitor)
-    print(f"pool: {len(pool)} images; monitor: {len(monitor)} labelled")
-    accuracy = knn_accuracy(load_backbone(export), bank, query, cfg.ssl.knn_k)
-    print(f"kNN accuracy of the exported backbone on the monitor split: {accuracy:.3f}")
+    backbone = load_backbone(export)
+    scores = monitor_scores(backbone, monitor_parts(monitor), cfg.ssl.knn_k)
+    if "knn_acc" in scores:
+        print(f"pool: {len(pool)} images; monitor: {len(monitor)} labelled, held out")
+        print(f"kNN accuracy of the exported backbone on the monitor split: {scores['knn_acc']:.3f}")
+    else:
+        print(f"pool: {len(pool)} images; monitor: {len(monitor)} pool images, for the collapse signal")
+        reason = "monitor_per_class = 0" if cfg.monitor_per_class == 0 else f"{cfg.data.name} has no labelled images to hold out"
+        print(f"kNN accuracy: not computed: {reason}")
+    print(
+        f"spread (embedding_std) of its features on the monitor: {scores['embedding_std']:.4f} "
+        f"(0: collapsed; about 1/sqrt(D) = {backbone.num_features ** -0.5:.4f} when spread); per epoch: {export.parent / 'knn.csv'}"
+    )
     print(f"export: {export}")
     if run is not None:
-        run.summary["monitor/knn_acc"] = accuracy
+        run.summary.update({f"monitor/{name}": value for name, value in scores.items()})
         log_backbone(run, export)
         run.finish()
     return export

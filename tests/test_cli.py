@@ -1,5 +1,6 @@
 """The installed `medfew` command: every entry point from any folder, and debug=smoke with any backbone."""
 
+import csv
 import os
 import shutil
 import subprocess
@@ -7,7 +8,9 @@ import sys
 import venv
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from medfew import apps
 
@@ -47,6 +50,24 @@ def test_debug_smoke_runs_any_entry_point_with_resnet18(name, overrides, bloodce
     else:  # metatrain scores its one learner like run
         summary = (tmp_path / "summary.md").read_text()
         assert "SMOKE RUN" in summary.splitlines()[2]
+
+
+def test_pretrain_on_an_unlabeled_folder_reports_the_spread_and_why_no_knn(compose_root, tmp_path, capsys):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(folder / f"scan{i}.png")
+    options = ["data=image_folder", f"data.source.path={folder}", "data.source.labelled=false", "data.name=my_scans"]
+    apps.pretrain(compose_root("pretrain", tmp_path / "run", ["debug=smoke", "backbone=conv4", *options]))
+    out = capsys.readouterr().out
+    assert "pool: 40 images; monitor: 40 pool images, for the collapse signal" in out
+    assert "kNN accuracy: not computed: my_scans has no labelled images to hold out" in out
+    with (tmp_path / "run" / "knn.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["0", "1", "2"]  # before training, then after each of the 2 steps
+    assert all(r["knn_acc"] == "" and 0 < float(r["embedding_std"]) < 1 for r in rows)
+    assert f"on the monitor: {float(rows[-1]['embedding_std']):.4f} (0: collapsed" in out
 
 
 @pytest.mark.slow

@@ -20,6 +20,8 @@ from medfew.data.dataset import UNLABELED, ImageData
 from medfew.data.splits import label_budget
 from medfew.models.features import embed as embed_raw
 
+SPREAD_SAMPLE = 512  # pool images whose spread is the collapse signal when no labelled monitor exists
+
 
 @torch.no_grad()
 def embed(backbone: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
@@ -66,22 +68,51 @@ def halves(data: ImageData) -> tuple[ImageData, ImageData]:
     return data.subset(order[0::2]), data.subset(order[1::2])
 
 
+def monitor_parts(monitor: ImageData) -> tuple[ImageData, ...]:
+    """A labelled monitor's kNN (bank, query) halves, or an unlabeled monitor as one part."""
+    return halves(monitor) if monitor.class_counts().any() else (monitor,)
+
+
+def monitor_scores(backbone: nn.Module, parts: tuple[ImageData, ...], k: int = 20) -> dict[str, float]:
+    """``embedding_std`` of the backbone's features on every part, and ``knn_acc`` when the parts are (bank, query)."""
+    features = [embed(backbone, part.images) for part in parts]
+    scores = {"embedding_std": embedding_std(torch.cat(features))}
+    if len(parts) == 2:
+        scores["knn_acc"] = knn_scores(features[0], parts[0], features[1], parts[1], k)
+    return scores
+
+
 def pool_and_monitor(
     data: ImageData, monitor_per_class: int, seed: int = 0, keep_labels: bool = False
 ) -> tuple[ImageData, ImageData]:
-    """The unlabeled pretraining pool and a small labelled monitor split, disjoint.
+    """The unlabeled pretraining pool and a small monitor split.
 
     With official splits, the pool is the train split and the monitor comes from the val
     split (else test); without splits, ``monitor_per_class`` images per class are held out.
+    Data without labels (or ``monitor_per_class = 0``) has no kNN to score: the monitor is then
+    an unlabeled sample of up to ``SPREAD_SAMPLE`` pool images, for the collapse signal alone.
     ``keep_labels``: the pool keeps its labels (a supervised reference on the same images).
     """
     splits = data.split_names()
     if "train" in splits and len(splits) > 1:
-        source = data.select_split("val" if "val" in splits else next(s for s in splits if s != "train"))
-        pool, monitor = data.select_split("train"), source.subset(label_budget(source, monitor_per_class, seed=seed).labelled)
+        pool, held_out = data.select_split("train"), data.select_split("val" if "val" in splits else next(s for s in splits if s != "train"))
     else:
-        budget = label_budget(data, monitor_per_class, seed=seed)
-        pool, monitor = data.subset(budget.unlabeled), data.subset(budget.labelled)
+        pool = held_out = data
+    if monitor_per_class == 0 or not held_out.class_counts().any():
+        generator = torch.Generator().manual_seed(seed)
+        monitor = pool.subset(torch.randperm(len(pool), generator=generator)[:SPREAD_SAMPLE]).unlabeled()
+    else:
+        counts = held_out.class_counts()
+        if counts.min() < monitor_per_class:
+            raise ValueError(
+                f"{held_out.name}: class '{held_out.class_names[counts.argmin()]}' has {counts.min()} images to hold out "
+                f"for the kNN monitor, fewer than monitor_per_class = {monitor_per_class} "
+                "(lower it, or monitor_per_class=0: no kNN, the collapse signal only)"
+            )
+        budget = label_budget(held_out, monitor_per_class, seed=seed)
+        monitor = held_out.subset(budget.labelled)
+        if held_out is pool:
+            pool = pool.subset(budget.unlabeled)
     return (pool if keep_labels else pool.unlabeled()), monitor
 
 
@@ -89,24 +120,21 @@ class KnnMonitor(pl.Callback):
     """Log kNN accuracy (``monitor/knn_acc``) and spread (``monitor/embedding_std``, see
     ``embedding_std``) of ``module.method.encoder``'s monitor features at the start and after
     every epoch, and keep them in ``<csv_path>`` (one row per epoch, -1 = before training,
-    with the optimiser step reached)."""
+    with the optimiser step reached). An unlabeled monitor gives the spread alone."""
 
     COLUMNS = ("epoch", "step", "knn_acc", "embedding_std")
 
     def __init__(self, monitor: ImageData, csv_path: Path, k: int = 20) -> None:
-        self.bank, self.query = halves(monitor)
+        self.parts = monitor_parts(monitor)
         self.csv_path = Path(csv_path)
         self.k = k
 
     def measure(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> None:
-        encoder = module.method.encoder
-        bank, query = embed(encoder, self.bank.images), embed(encoder, self.query.images)
-        accuracy = knn_scores(bank, self.bank, query, self.query, self.k)
-        spread = embedding_std(torch.cat([bank, query]))
+        scores = monitor_scores(module.method.encoder, self.parts, self.k)
         if epoch >= 0:
-            module.log_dict({"monitor/knn_acc": accuracy, "monitor/embedding_std": spread}, sync_dist=True)
+            module.log_dict({f"monitor/{name}": value for name, value in scores.items()}, sync_dist=True)
         if trainer.is_global_zero:
-            self.write({"epoch": epoch, "step": trainer.global_step, "knn_acc": accuracy, "embedding_std": spread})
+            self.write({"epoch": epoch, "step": trainer.global_step, **scores})
 
     def write(self, row: dict[str, float]) -> None:
         rows = {}

@@ -132,7 +132,7 @@ def pretrain(
             (default) starts them at one, as lightly's examples do (``open_residual_branches``).
         trainer: extra ``pytorch_lightning.Trainer`` keyword arguments (devices, strategy, precision ...).
         logger: a Lightning logger (or list); default: CSV in the workdir.
-        monitor: small labelled split for the per-epoch kNN accuracy and spread, or None.
+        monitor: small split for the per-epoch spread, and kNN accuracy when it is labelled; or None.
         knn_k: neighbours of the kNN monitor.
         cache: a folder shared by several calls, or None. When given, the run folder is
             ``<cache>/ssl/<key>`` instead of ``workdir``; the key hashes the settings recorded in

@@ -5,7 +5,7 @@ from torch import nn
 
 from medfew.data import UNLABELED, ImageData
 from medfew.ssl import knn_accuracy, pool_and_monitor
-from medfew.ssl.monitor import embedding_std, halves
+from medfew.ssl.monitor import SPREAD_SAMPLE, embedding_std, halves
 
 
 class MeanBrightness(nn.Module):
@@ -55,6 +55,26 @@ def test_with_official_splits_the_pool_is_the_train_split(tiny_data):
     data = ImageData(tiny_data.images, tiny_data.labels, tiny_data.class_names, split=split)
     pool, monitor = pool_and_monitor(data, monitor_per_class=2)
     assert len(pool) == 20 and len(monitor) == 8 and set(monitor.split) == {"test"}
+
+
+def test_without_labels_the_monitor_is_a_seeded_sample_of_the_pool():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (SPREAD_SAMPLE + 88, 1, 4, 4), dtype=torch.uint8, generator=generator)
+    unlabeled = ImageData(images, torch.full((len(images),), UNLABELED), ("a", "b"))
+    pool, monitor = pool_and_monitor(unlabeled, monitor_per_class=25, seed=1)
+    assert torch.equal(pool.images, images) and len(monitor) == SPREAD_SAMPLE
+    assert not monitor.class_counts().any()
+    assert len({bytes(img.numpy()) for img in monitor.images} - {bytes(img.numpy()) for img in images}) == 0
+    _, other_seed = pool_and_monitor(unlabeled, monitor_per_class=25, seed=2)
+    assert not torch.equal(other_seed.images, monitor.images)
+    labelled = ImageData(images, torch.arange(len(images)) % 2, ("a", "b"))
+    everything, same = pool_and_monitor(labelled, monitor_per_class=0, seed=1)  # 0: no labels held out
+    assert torch.equal(everything.images, images) and torch.equal(same.images, monitor.images)
+
+
+def test_a_class_smaller_than_the_monitor_is_named(tiny_data):
+    with pytest.raises(ValueError, match=r"tiny: class 'a' has 10 images to hold out .* monitor_per_class = 11 \(lower it"):
+        pool_and_monitor(tiny_data, monitor_per_class=11)
 
 
 def test_embedding_std_is_zero_when_collapsed_and_near_one_over_sqrt_d_when_spread():
