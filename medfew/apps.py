@@ -96,7 +96,7 @@ def metatrain(cfg: DictConfig) -> dict[str, Any]:
 
 
 def audit(cfg: DictConfig) -> dict[str, int]:
-    """Run the leakage audit for ``cfg.data`` and write ``cfg.csv``; return the counts."""
+    """Run the leakage audit for ``cfg.data`` (across its splits, or within data without) and write ``cfg.csv``; return the counts."""
     data = instantiate(cfg.data.source)
     report = audit_duplicates(data, cfg.threshold)
     rows = report.rows()
@@ -113,6 +113,11 @@ def audit(cfg: DictConfig) -> dict[str, int]:
             writer.writerows(rows)
 
     write_atomic(path, write)
+    if len(data.split_names()) < 2:
+        print(
+            f"{data.name}: no splits to leak across; the duplicates within it are listed, the pairs that link each set "
+            "(medfew run keeps a set in one part: data.group_duplicates)"
+        )
     print(f"{data.name}: threshold {cfg.threshold}; {json.dumps(counts, indent=1)}\npairs written to {path}")
     return counts
 

@@ -166,8 +166,6 @@ def check_threshold(threshold: int | None) -> None:
 def split_order(data: ImageData) -> list[str]:
     """Split names in train, val, test order (others after, sorted)."""
     names = data.split_names()
-    if len(names) < 2:
-        raise ValueError(f"{data.name}: a leakage audit needs at least two splits; it has {names or 'none'}")
     known = [s for s in ("train", "val", "test") if s in names]
     return known + [s for s in names if s not in known]
 
@@ -176,25 +174,39 @@ def audit_duplicates(data: ImageData, threshold: int | None = DEFAULT_THRESHOLD)
     """Find exact (and, unless ``threshold`` is None, near) duplicates between different splits.
 
     A pair is reported once, with ``first`` in the split that comes first in train, val,
-    test order. Pairs within one split are not leakage and are not reported.
+    test order. Pairs within one split are not leakage and are not reported. Data with one
+    split or none has no leakage to find; its duplicates within are reported instead, as the
+    pairs that link each set (``duplicate_pairs``), in the split ``"all"`` when it has none.
     """
     check_threshold(threshold)
+    bits = None if threshold is None else perceptual_hashes(data.images)
+    if len(data.split_names()) < 2:
+        splits = np.full(len(data), "all") if data.split is None else data.split
+        pairs = [tuple(pair) for pair in duplicate_pairs(data.images, threshold).tolist()]
+        digests = image_digests(data.images)
+        return duplicate_report(data, pairs, [digests[i] == digests[j] for i, j in pairs], splits, bits, threshold)
     order = split_order(data)
     rank = [order.index(s) for s in data.split.tolist()]
     exact = {(i, j) for members in exact_groups(data.images) for i in members for j in members if rank[i] < rank[j]}
-    bits = None if threshold is None else perceptual_hashes(data.images)
     pairs = exact if bits is None else exact | near_pairs(bits, torch.tensor(rank), len(order), threshold)
     ordered = sorted(pairs, key=lambda p: (rank[p[0]], rank[p[1]], p))
-    first = torch.tensor([p[0] for p in ordered], dtype=torch.long)
-    second = torch.tensor([p[1] for p in ordered], dtype=torch.long)
+    return duplicate_report(data, ordered, [p in exact for p in ordered], data.split, bits, threshold)
+
+
+def duplicate_report(
+    data: ImageData, pairs: list[tuple[int, int]], exact: list[bool], splits: np.ndarray, bits: Tensor | None, threshold: int | None
+) -> DuplicateReport:
+    """The report of index ``pairs`` into ``data`` (``exact``: pixel-identical, per pair; ``splits``: per image)."""
+    first = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+    second = torch.tensor([p[1] for p in pairs], dtype=torch.long)
     distance = torch.zeros(len(first), dtype=torch.long) if bits is None else (bits[first] != bits[second]).sum(1)
     index = torch.stack([first, second], dim=1).numpy()
     return DuplicateReport(
         first=first,
         second=second,
         distance=distance,
-        exact=torch.tensor([p in exact for p in ordered], dtype=torch.bool),
-        splits=data.split[index].reshape(-1, 2),
+        exact=torch.tensor(exact, dtype=torch.bool),
+        splits=splits[index].reshape(-1, 2),
         filenames=None if data.filenames is None else data.filenames[index].reshape(-1, 2),
         threshold=threshold,
     )

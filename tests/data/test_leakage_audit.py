@@ -1,6 +1,7 @@
 """Leakage audit: exact and near duplicates across splits, on synthetic grey data, real RGB cells and the real Brain MRI."""
 
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from medfew.data import ImageData, audit_duplicates, duplicate_indices
 from medfew.data.audit import perceptual_hashes
@@ -69,11 +71,38 @@ def test_duplicate_indices_to_drop(leaky: ImageData) -> None:
         duplicate_indices(leaky, "holdout")
 
 
-def test_needs_two_splits(tiny_data: ImageData) -> None:
-    with pytest.raises(ValueError, match="tiny: a leakage audit needs at least two splits"):
-        audit_duplicates(tiny_data)
+def test_without_splits_the_duplicates_within_are_listed(leaky: ImageData) -> None:
+    data = dataclasses.replace(leaky, split=None)  # 4 and 7 copy 0, 5 is 1 brightened
+    report = audit_duplicates(data, threshold=4)
+    assert list(zip(report.first.tolist(), report.second.tolist(), report.exact.tolist())) == [(0, 4, True), (0, 7, True), (1, 5, False)]
+    assert report.splits.tolist() == [["all", "all"]] * 3 and report.distance[:2].tolist() == [0, 0]
+    assert report.counts()["all/images_involved"] == 5
+    assert len(audit_duplicates(data, threshold=None)) == 2
+    one_split = audit_duplicates(dataclasses.replace(leaky, split=np.array(["train"] * 8)), threshold=4)
+    assert torch.equal(one_split.first, report.first) and set(one_split.splits.ravel()) == {"train"}
     with pytest.raises(ValueError, match="threshold must be in 0..63"):
-        audit_duplicates(tiny_data, threshold=64)
+        audit_duplicates(data, threshold=64)
+
+
+def test_the_audit_command_on_a_folder_without_splits_names_a_label_conflict(tmp_path: Path) -> None:
+    images = smooth_images(6, seed=3).numpy()[:, 0]
+    for i, image in enumerate(images):
+        (tmp_path / "scans" / f"class{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "scans" / f"class{i % 2}" / f"scan{i}.png")
+    Image.fromarray(images[0]).save(tmp_path / "scans" / "class1" / "copy_of_scan0.png")
+    result = subprocess.run(
+        [sys.executable, "experiments/audit.py", "data=image_folder", f"data.source.path={tmp_path / 'scans'}",
+         "data.image_size=32", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "scans: no splits to leak across; the duplicates within it are listed" in result.stdout
+    assert '"exact_pairs": 1,\n "near_pairs": 0,' in result.stdout and '"label_conflicts": 1,\n "images": 7' in result.stdout
+    with open(tmp_path / "run" / "duplicates.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["first_file"], row["second_file"], row["first_label"], row["second_label"]) == (
+        "class0/scan0.png", "class1/copy_of_scan0.png", "class0", "class1"
+    )
 
 
 def test_brain_mri_cli(tmp_path: Path, shared_file) -> None:
