@@ -8,6 +8,8 @@ Pixel policy, per image (Pillow decodes the file):
   Scans that store 12 bits in a 16-bit container need ``bits=12``, or they come out dark: a
   folder whose brightest pixel is under 64 of 255 is named in a warning. A value over ``bits``
   is an error naming the file.
+- The EXIF orientation, where a file has one (camera JPEGs), is applied: images come upright, as
+  a viewer shows them. A file of several frames (a multi-page TIFF) is refused, naming it.
 - Images over Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused,
   naming the file and its pixel count; raise the limit for files you trust.
 - Refused, naming the file and mode: alpha channels (``RGBA``, ``LA``, ``PA``, palette with
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from medfew.data.dataset import ImageData
 from medfew.data.layout import FileKind, list_files, read_groups, resolve_folder
@@ -44,12 +46,13 @@ log = logging.getLogger(__name__)
 def read_image(path: Path, bits: int = 16) -> torch.Tensor:
     """One image file -> (C, H, W) uint8 tensor with C in {1, 3} (policy in the module docstring)."""
     with decode(path) as image:
+        ImageOps.exif_transpose(image, in_place=True)  # upright as a viewer shows it (camera JPEGs)
         array = to_uint8(image, path, bits)
     return torch.from_numpy(array).permute(2, 0, 1).contiguous() if array.ndim == 3 else torch.from_numpy(array)[None]
 
 
 def decode(path: Path) -> Image.Image:
-    """Open and fully decode one file; a corrupt, truncated or oversized file raises naming it."""
+    """Open and fully decode one file; a corrupt, truncated, oversized or multi-frame file raises naming it."""
     with warnings.catch_warnings(), open(path, "rb") as handle:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -64,6 +67,12 @@ def decode(path: Path) -> Image.Image:
         except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... for bad files
             reason = f"{type(error).__name__}: {error}"
             raise ValueError(f"cannot read image {path}: corrupt or truncated ({reason})") from error
+        frames = getattr(image, "n_frames", 1)  # counting a TIFF's pages reads the open file
+    if frames > 1:
+        raise ValueError(
+            f"image {path} has {frames} frames (a multi-page TIFF or an animated image); "
+            "medfew reads single-frame images: save each frame as its own file"
+        )
     return image
 
 

@@ -202,6 +202,26 @@ def test_palette_with_transparency_is_refused(folder: Path) -> None:
         load_image_folder(folder)
 
 
+def test_several_frames_are_refused(folder: Path) -> None:
+    target = folder / "malignant" / "stack.tif"
+    Image.fromarray(grey(0)).save(target, save_all=True, append_images=[Image.fromarray(grey(9)), Image.fromarray(grey(20))])
+    with pytest.raises(ValueError, match=f"image {target} has 3 frames .* save each frame as its own file"):
+        load_image_folder(folder)
+
+
+def test_the_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A camera JPEG stored 8 wide x 6 high, tagged 'rotate 90 degrees clockwise' (6): read 6 wide x 8 high, upright."""
+    stored = np.zeros((6, 8), dtype=np.uint8)
+    stored[0, :] = 255  # the stored top row is bright; rotated clockwise it becomes the right column
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    (tmp_path / "x").mkdir()
+    Image.fromarray(stored).save(tmp_path / "x" / "photo.jpg", exif=exif, quality=100)
+    image = load_image_folder(tmp_path).images[0, 0]
+    assert image.shape == (8, 6)
+    assert image[:, -1].float().mean() > 200 and image[:, 0].float().mean() < 50
+
+
 def test_data_config_instantiates(folder: Path) -> None:
     configs = Path(__file__).resolve().parents[2] / "configs"
     with initialize_config_dir(str(configs), version_base="1.3"):
