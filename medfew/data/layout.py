@@ -12,7 +12,7 @@ Unlabelled (``labelled=False``): every file under the folder, no split.
 a group's images in one part. Images it does not list get a group of their own; a row naming a
 file that is not one of the images is an error.
 
-Which files count is the loader's ``FileKind``. Hidden files and folders are skipped; every other
+Which files count is the loader's ``FileKind``. Hidden files and folders are skipped, linked folders followed; every other
 file that is not of the kind (and not groups.csv) is named in a warning, never dropped silently.
 """
 
@@ -65,11 +65,20 @@ def resolve_folder(path: str | os.PathLike, root: str | os.PathLike | None = Non
 
 
 def visible_files(folder: Path, recursive: bool = True) -> list[Path]:
-    """Files under ``folder`` with no hidden part in their path below it, sorted."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p for p in candidates if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    """Files under ``folder`` with no hidden part in their path below it, sorted. Linked folders are
+    followed (each real folder once, so a link loop ends); a link to nothing is an error naming it."""
+    files, seen = [], set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        if os.path.realpath(root) in seen:
+            folders[:] = []
+            continue
+        seen.add(os.path.realpath(root))
+        folders[:] = [name for name in folders if recursive and not name.startswith(".")]
+        files += [Path(root, name) for name in names if not name.startswith(".")]
+    for path in files:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is a link to {os.readlink(path)}, which does not exist")
+    return sorted(files)
 
 
 def find_files(folder: Path, kind: FileKind, recursive: bool = True) -> list[Path]:

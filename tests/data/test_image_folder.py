@@ -202,6 +202,20 @@ def test_palette_with_transparency_is_refused(folder: Path) -> None:
         load_image_folder(folder)
 
 
+def test_linked_folders_are_followed_and_a_dangling_link_is_named(folder: Path, tmp_path_factory) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    for i in range(3):
+        save(elsewhere / f"e{i}.png", grey(10 * i))
+    (folder / "benign" / "batch2").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "benign" / "batch2_again").symlink_to(folder / "benign", target_is_directory=True)  # a loop
+    data = load_image_folder(folder)
+    assert data.class_counts().tolist() == [2 + 3, 2]
+    assert sorted(data.filenames[:5]) == ["benign/b0.png", "benign/b1.png", "benign/batch2/e0.png", "benign/batch2/e1.png", "benign/batch2/e2.png"]
+    (folder / "malignant" / "moved.png").symlink_to(folder / "nowhere.png")
+    with pytest.raises(FileNotFoundError, match=f"{folder / 'malignant' / 'moved.png'} is a link to {folder / 'nowhere.png'}, which does not exist"):
+        load_image_folder(folder)
+
+
 def test_several_frames_are_refused(folder: Path) -> None:
     target = folder / "malignant" / "stack.tif"
     Image.fromarray(grey(0)).save(target, save_all=True, append_images=[Image.fromarray(grey(9)), Image.fromarray(grey(20))])
