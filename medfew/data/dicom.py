@@ -9,7 +9,8 @@ Pixel pipeline per file (DICOM PS3.3 C.11):
    image's own min..max is stretched to 0..255 (a constant image gives 0). VOI LUT
    sequences and the SIGMOID function are not applied (the linear window is used).
 3. MONOCHROME1 (white = low values) is inverted, ``255 - y``, so bright means high signal.
-RGB files with 8 bits per sample are kept as they are. Multi-frame files, other
+Colour files with 8 bits per sample are kept as RGB: RGB as it is, YCbCr (``YBR_FULL``,
+``YBR_FULL_422``: ultrasound, endoscopy, JPEG-compressed scans) as pydicom converts it. Multi-frame files, other
 photometric interpretations, and files without pixel data are refused, naming the file.
 PatientID becomes ``groups`` (integer codes in sorted id order; a file without one gets a
 group of its own) so splits can keep a patient's scans together; a ``groups.csv`` in the
@@ -42,6 +43,7 @@ def is_dicom_image(path: Path) -> bool:
     return path.suffix.lower() in DICOM_SUFFIXES or (path.name.upper() != "DICOMDIR" and is_dicom(path))
 
 
+COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422")  # ds.pixel_array hands YCbCr over as RGB (its as_rgb default)
 DICOM = FileKind("DICOM files (.dcm, .dicom, or the DICM marker)", is_dicom_image)
 
 
@@ -80,12 +82,12 @@ def read_dicom(path: Path) -> tuple[torch.Tensor, str | None]:
         syntax = ds.file_meta.get("TransferSyntaxUID", "unknown") if hasattr(ds, "file_meta") else "unknown"
         raise ValueError(f"cannot decode the pixel data of {path} (transfer syntax {syntax}): {error}") from error
     interpretation = str(ds.get("PhotometricInterpretation", ""))
-    if interpretation == "RGB" and pixels.dtype == np.uint8:
+    if interpretation in COLOUR and pixels.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), patient_id(ds)
     if interpretation not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(
             f"DICOM file {path}: photometric interpretation {interpretation or 'missing'} "
-            f"({pixels.dtype}) is not supported; expected MONOCHROME1/2 or 8-bit RGB"
+            f"({pixels.dtype}) is not supported; expected MONOCHROME1/2 or 8-bit {' / '.join(COLOUR)}"
         )
     center, width = first_value(ds.get("WindowCenter")), first_value(ds.get("WindowWidth"))
     if width is not None and width < 1:

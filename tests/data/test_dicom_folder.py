@@ -8,8 +8,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.pixels import convert_color_space
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, RLELossless, generate_uid
 
 import medfew.data.dicom
 from medfew.data import UNLABELED, load_dicom_folder, make_splits
@@ -73,6 +75,29 @@ def test_min_max_without_window_and_monochrome1_inverted(tmp_path: Path) -> None
 def test_signed_pixels(tmp_path: Path) -> None:
     write_dicom(tmp_path / "s.dcm", pixels=np.array([[-100, 0, 100, 700]], np.int16), window=None, rescale=(1, 0))
     assert load_dicom_folder(tmp_path, labelled=False).images[0, 0].tolist() == [[0, 32, 64, 255]]
+
+
+@pytest.mark.parametrize(
+    ("interpretation", "syntax"), [("RGB", ExplicitVRLittleEndian), ("YBR_FULL", ExplicitVRLittleEndian), ("YBR_FULL", RLELossless)]
+)
+def test_colour_scans_come_as_rgb(tmp_path: Path, interpretation: str, syntax: str) -> None:
+    """An ultrasound frame (orange on a blue band), stored as RGB or as YCbCr, compressed or not."""
+    rgb = np.zeros((8, 8, 3), dtype=np.uint8)
+    rgb[...] = (200, 120, 30)
+    rgb[:2] = (10, 40, 220)
+    write_dicom(tmp_path / "us.dcm", pixels=None)
+    ds = pydicom.dcmread(tmp_path / "us.dcm")
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PlanarConfiguration = 8, 8, 3, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PhotometricInterpretation = interpretation
+    ds.PixelData = (rgb if interpretation == "RGB" else convert_color_space(rgb, "RGB", interpretation)).tobytes()
+    ds["PixelData"].VR = "OB"
+    if syntax != ExplicitVRLittleEndian:
+        ds.compress(syntax)
+    ds.save_as(tmp_path / "us.dcm", enforce_file_format=True)
+    image = load_dicom_folder(tmp_path, labelled=False).images[0]
+    assert image.shape == (3, 8, 8)
+    assert (image.permute(1, 2, 0).int() - torch.from_numpy(rgb).int()).abs().max() <= 2  # YCbCr rounding
 
 
 def test_labelled_by_subfolder_with_patient_groups(tmp_path: Path) -> None:
