@@ -111,11 +111,13 @@ def stack_images(
     time. Without ``size`` every image must have the same height and width; without ``channels``
     the same channel count. Otherwise the error names two files that differ.
     """
-    stacked, images = None, iter(images)
+    stacked, images, coloured = None, iter(images), []
     for index, file in enumerate(files):
         image = next(images)[None]
         if size is not None:
             image = resize_images(image, size)
+        if channels == 1 and has_colour(image):
+            coloured.append(file)
         if channels is not None:
             image = convert_channels(image, channels)
         if stacked is None:
@@ -127,7 +129,20 @@ def stack_images(
                 f"pass {fix} to convert them all"
             )
         stacked[index] = image[0]
+    if coloured:
+        log.warning(
+            "%s and %d more of the %d images are in colour; channels=1 (data.channels) turns them grey: "
+            "set data.channels=3 to keep their colour", coloured[0], len(coloured) - 1, len(files),
+        )
     return stacked
+
+
+def has_colour(image: torch.Tensor) -> bool:
+    """Whether a (1, C, H, W) uint8 image has colour: its channels differ by over one level on average
+    (a grey scan saved as RGB, JPEG noise included, does not)."""
+    if image.shape[1] == 1:
+        return False
+    return (image.amax(dim=1).int() - image.amin(dim=1).int()).float().mean().item() > 1
 
 
 def describe(image: torch.Tensor) -> str:

@@ -80,6 +80,21 @@ def test_rgb_jpeg_and_channel_conversion(tmp_path: Path) -> None:
     assert as_grey.images[1, 0, 0, 0].item() == round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)
 
 
+def test_colour_turned_grey_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Stained cells lose their colour under channels=1: a warning names it; a grey scan saved as RGB (JPEG) is no colour."""
+    ramp = grey(0, size=(16, 16))
+    save(tmp_path / "a" / "xray.jpg", np.stack([ramp] * 3, axis=-1))
+    cells = np.zeros((16, 16, 3), np.uint8)
+    cells[..., 0], cells[..., 2] = 180, 90  # purple
+    save(tmp_path / "b" / "cell0.png", cells)
+    save(tmp_path / "b" / "cell1.png", cells[..., ::-1].copy())
+    load_image_folder(tmp_path, channels=3)
+    load_image_folder(tmp_path / "a", labelled=False, channels=1)
+    assert "colour" not in caplog.text
+    load_image_folder(tmp_path, channels=1)
+    assert f"{tmp_path / 'b' / 'cell0.png'} and 1 more of the 3 images are in colour; channels=1 (data.channels) turns them grey" in caplog.text
+
+
 def test_sixteen_bit_scaled_to_uint8(tmp_path: Path) -> None:
     values = np.array([[0, 257, 65535], [128 * 257, 1000, 65534]], dtype=np.uint16)
     for suffix in ("png", "tif"):
