@@ -155,6 +155,19 @@ def group_codes(ids: Sequence[object | None]) -> Tensor | None:
     return torch.tensor([code[i] if i is not None else next(extra) for i in ids], dtype=torch.long)
 
 
+def concat_groups(parts: Sequence[ImageData]) -> Tensor | None:
+    """The parts' groups as one set of codes: each part's own (a part without groups: one per image),
+    shifted past the codes before it, so that patient 0 of two datasets stays two patients."""
+    if all(p.groups is None for p in parts):
+        return None
+    codes, offset = [], 0
+    for part in parts:
+        groups = torch.arange(len(part)) if part.groups is None else part.groups
+        codes.append(groups + offset)
+        offset += int(groups.max()) + 1 if len(groups) else 0
+    return torch.cat(codes)
+
+
 def concat(parts: Sequence[ImageData], name: str | None = None) -> ImageData:
     """Stack datasets of the same channels and image size; classes are the union, by name."""
     first = parts[0]
@@ -170,14 +183,13 @@ def concat(parts: Sequence[ImageData], name: str | None = None) -> ImageData:
         remap = torch.tensor([class_names.index(c) for c in part.class_names] + [UNLABELED])
         labels.append(remap[part.labels])  # UNLABELED (-1) indexes the appended -1
     has_split = all(p.split is not None for p in parts)
-    has_groups = all(p.groups is not None for p in parts)
     has_filenames = all(p.filenames is not None for p in parts)
     return ImageData(
         images=torch.cat([p.images for p in parts]),
         labels=torch.cat(labels),
         class_names=class_names,
         split=np.concatenate([p.split for p in parts]) if has_split else None,
-        groups=torch.cat([p.groups for p in parts]) if has_groups else None,
+        groups=concat_groups(parts),
         name=name or "+".join(p.name for p in parts),
         filenames=np.concatenate([p.filenames for p in parts]) if has_filenames else None,
     )

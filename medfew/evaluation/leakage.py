@@ -1,7 +1,9 @@
-"""Screen a comparison's data for val / test images that duplicate train images, before any learner runs.
+"""Screen a comparison's data for val / test images that duplicate train images, or share a group
+(a patient) with them, before any learner runs.
 
 Uses the leakage audit of ``medfew.data.audit`` (pixel-identical copies, and perceptual-hash
-near duplicates within ``threshold`` bits). ``warn`` logs and records them, ``exclude``
+near duplicates within ``threshold`` bits) and the data's groups (a split medfew cuts keeps each
+group in one part; the data's own split may not). ``warn`` logs and records them, ``exclude``
 also drops them from val / test; either way the returned record (the comparison writes it to
 ``leakage.json``) says what was found and done. ``warn_label_conflicts`` names pixel-identical
 images with different labels, whatever the split.
@@ -41,17 +43,41 @@ def screen_leakage(data: ImageData, check: str, threshold: int | None) -> tuple[
         return data, record
     report = audit_duplicates(data, threshold)
     from_train = torch.from_numpy(report.splits[:, 0] == "train")
-    flagged = report.second[from_train].unique()  # train comes first in every pair it is part of
-    record |= {"counts": report.counts(), "flagged": len(flagged), "excluded": check == "exclude"}
+    copies = report.second[from_train].unique()  # train comes first in every pair it is part of
+    patients = shared_groups(data)
+    flagged = torch.cat([copies, patients]).unique()
+    record |= {
+        "counts": report.counts(), "duplicates": len(copies), "shared_groups": len(patients),
+        "flagged": len(flagged), "excluded": check == "exclude",
+    }  # fmt: skip
     record["images"] = [
         {"index": int(i), "split": str(data.split[i])} | ({"file": str(data.filenames[i])} if data.filenames is not None else {})
         for i in flagged.tolist()
     ]
     if len(flagged):
-        log.warning("%s: %s, %s. Details: leakage.json", data.name, duplicates(len(flagged), threshold), outcome(check == "exclude"))
+        found = leaks(len(copies), len(patients), threshold)
+        log.warning("%s: %s%s, %s. Details: leakage.json", data.name, found, example(data, patients), outcome(check == "exclude"))
     if check == "exclude" and len(flagged):
         return exclude(data, flagged), record
     return data, record
+
+
+def shared_groups(data: ImageData) -> torch.Tensor:
+    """Indices of the val / test images whose group (a patient) also has train images: a leak that
+    the data's own split carries, since a split medfew cuts keeps each group in one part."""
+    if data.groups is None:
+        return torch.empty(0, dtype=torch.long)
+    train = torch.from_numpy(data.split == "train")
+    return torch.nonzero(~train & torch.isin(data.groups, data.groups[train])).flatten()
+
+
+def example(data: ImageData, patients: torch.Tensor) -> str:
+    """' (test/b.png shares its group with train/a.png)' for the first of ``patients``, or ''."""
+    if not len(patients):
+        return ""
+    first = int(patients[0])
+    partner = int(torch.nonzero(torch.from_numpy(data.split == "train") & (data.groups == data.groups[first]))[0])
+    return f" ({describe(data, first)} shares its group with {describe(data, partner)})"
 
 
 def exclude(data: ImageData, flagged: torch.Tensor) -> ImageData:
@@ -61,7 +87,7 @@ def exclude(data: ImageData, flagged: torch.Tensor) -> ImageData:
     for split in data.split_names():
         if split != "train" and not (keep & torch.from_numpy(data.split == split)).any():
             raise ValueError(
-                f"leakage.check=exclude removed every {split} image of {data.name}: each duplicates a train image "
+                f"leakage.check=exclude removed every {split} image of {data.name}: each duplicates a train image or shares its group "
                 f"(see leakage.json); nothing is left to score on. Use leakage.check=warn, or split the data by "
                 "groups of duplicates (data.split=stratified or kfold groups them)"
             )
@@ -82,19 +108,24 @@ def warn_label_conflicts(data: ImageData) -> str:
 
 
 def leakage_note(records: dict[str, dict[str, Any]]) -> str:
-    """What summary.md says of the val / test images that duplicate train images, over the folds' leakage
-    records ('' when none were found)."""
-    flagged = sum(record.get("flagged", 0) for record in records.values())
-    if not flagged:
+    """What summary.md says of the val / test images that duplicate train images or share a group with
+    them, over the folds' leakage records ('' when none were found)."""
+    if not any(record.get("flagged") for record in records.values()):
         return ""
     first = next(record for record in records.values() if record.get("flagged"))
-    return f"{duplicates(flagged, first['threshold'], over_folds=len(records) > 1)}, {outcome(first['excluded'])}; see leakage.json"
+    copies, patients = (sum(record.get(key, 0) for record in records.values()) for key in ("duplicates", "shared_groups"))
+    found = leaks(copies, patients, first["threshold"], over_folds=len(records) > 1)
+    return f"{found}, {outcome(first['excluded'])}; see leakage.json"
 
 
-def duplicates(flagged: int, threshold: int | None, over_folds: bool = False) -> str:
-    """'3 val/test images duplicate train images (exact or pHash within 4 bits)', as the log and summary.md say it."""
+def leaks(copies: int, patients: int, threshold: int | None, over_folds: bool = False) -> str:
+    """'3 val/test images duplicate train images (exact or pHash within 4 bits)', and / or '2 share a group
+    (patient) with train images', as the log and summary.md say it."""
     where = " over the folds" if over_folds else ""
-    return f"{flagged} val/test images{where} duplicate train images (exact or pHash within {threshold} bits)"
+    found = [f"{copies} val/test images{where} duplicate train images (exact or pHash within {threshold} bits)"] if copies else []
+    if patients:
+        found.append(f"{patients} val/test images{where} share a group (patient) with train images")
+    return "; ".join(found)
 
 
 def outcome(excluded: bool) -> str:

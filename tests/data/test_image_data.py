@@ -1,5 +1,6 @@
 """ImageData validation, strict npz / MedMNIST reading, the resize / channel policy and concat."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,15 @@ def test_concat_unions_classes_by_name(tiny_data: ImageData) -> None:
     assert both.class_counts().tolist() == [10, 20, 10]
     unlabeled = concat([left, right.unlabeled()])
     assert (unlabeled.labels == -1).sum() == 20
+
+
+def test_concat_keeps_the_patients_of_each_part_apart(tiny_data: ImageData) -> None:
+    """Patient 0 of one dataset is not patient 0 of another; a part without patient ids gives each image its own group."""
+    first = dataclasses.replace(tiny_data.subset(range(3)), groups=torch.tensor([0, 0, 1]))
+    second = dataclasses.replace(tiny_data.subset(range(3, 5)), groups=torch.tensor([0, 1]))
+    assert concat([first, second]).groups.tolist() == [0, 0, 1, 2, 3]
+    assert concat([first, tiny_data.subset(range(5, 7)), second]).groups.tolist() == [0, 0, 1, 2, 3, 4, 5]
+    assert concat([tiny_data.subset(range(2)), tiny_data.subset(range(2, 4))]).groups is None
 
 
 def test_split_values_are_checked() -> None:

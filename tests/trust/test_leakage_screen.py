@@ -2,6 +2,7 @@
 train images, recorded in leakage.json; on Brain MRI it finds the known near-duplicate scans."""
 
 import csv
+import dataclasses
 import json
 import logging
 
@@ -82,6 +83,28 @@ def test_summary_note_adds_the_folds(leaky):
         "(leakage.check=exclude drops them); see leakage.json"
     )
     assert leakage_note({"fold0": record, "fold1": record, "fold2": clean}).startswith("6 val/test images over the folds")
+
+
+def test_a_patient_in_both_parts_of_the_data_own_split_is_a_leak(leaky, caplog):
+    groups = torch.arange(12)
+    groups[10] = 3  # test image 10 is a scan of train image 3's patient
+    groups[11] = 9  # two test scans of one patient: no leak
+    grouped = dataclasses.replace(leaky, groups=groups)
+    with caplog.at_level(logging.WARNING):
+        _, record = screen_leakage(grouped, "warn", 4)
+    assert (record["duplicates"], record["shared_groups"], record["flagged"]) == (3, 1, 4)
+    assert [image["index"] for image in record["images"]] == [6, 7, 8, 10]
+    assert (
+        "leaky: 3 val/test images duplicate train images (exact or pHash within 4 bits); 1 val/test images share a group "
+        "(patient) with train images (img10.png (a) shares its group with img3.png (b)), kept: scores may be optimistic"
+    ) in caplog.text
+    excluded, _ = screen_leakage(grouped, "exclude", 4)
+    assert excluded.filenames.tolist() == [f"img{i}.png" for i in (0, 1, 2, 3, 4, 5, 9, 11)]
+    assert leakage_note({"fold0": record, "fold1": record}) == (
+        "6 val/test images over the folds duplicate train images (exact or pHash within 4 bits); 2 val/test images over "
+        "the folds share a group (patient) with train images, kept: scores may be optimistic (leakage.check=exclude "
+        "drops them); see leakage.json"
+    )
 
 
 def test_off_unknown_and_unsplit_data(leaky, tiny_data):
