@@ -12,8 +12,9 @@ Unlabelled (``labelled=False``): every file under the folder, no split.
 a group's images in one part. Images it does not list get a group of their own; a row naming a
 file that is not one of the images is an error.
 
-Which files count is the loader's ``FileKind``. Hidden files and folders are skipped, linked folders followed; every other
-file that is not of the kind (and not groups.csv) is named in a warning, never dropped silently.
+Which files count is the loader's ``FileKind``. Hidden files and folders are skipped and linked
+folders followed; every other file that is not of the kind (and not groups.csv) is named in a
+warning, never dropped silently.
 """
 
 from __future__ import annotations
