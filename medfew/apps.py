@@ -18,8 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from medfew.config import apply_knobs
+from medfew.config import apply_knobs, check_training_settings, record_command
 from medfew.data import ImageData, audit_duplicates
 from medfew.evaluation import compare
 from medfew.evaluation.folds import load_data
@@ -54,7 +55,10 @@ def console_table(summary_md: Path) -> str:
 def pretrain(cfg: DictConfig) -> Path:
     """SSL on the unlabeled pool of ``cfg.data`` (minus a labelled monitor split, when it has labels); returns the export path."""
     out = Path(cfg.paths.output_dir)
+    if rank_zero_only.rank == 0:  # DDP workers rerun the command with Lightning's own Hydra overrides
+        record_command(cfg, out)
     apply_knobs(cfg.ssl, cfg.knobs, prefix=("pretrain",))
+    check_training_settings(cfg.ssl, "ssl", prefix=("pretrain",))
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     data = load_data(cfg.data)
     pool, monitor = pool_and_monitor(data, cfg.monitor_per_class, cfg.seed)
@@ -89,6 +93,7 @@ def metatrain(cfg: DictConfig) -> dict[str, Any]:
     """``run`` with one learner: ``cfg.learner`` (composed by name, edited as ``learner.*``) under
     the episodes protocol; meta-training happens in its ``prepare``."""
     name = HydraConfig.get().runtime.choices.learner
+    check_training_settings(cfg.learner, "learner")
     with open_dict(cfg):
         cfg.learners = [name]
         cfg.learner_overrides = {name: cfg.pop("learner")}
@@ -97,6 +102,7 @@ def metatrain(cfg: DictConfig) -> dict[str, Any]:
 
 def audit(cfg: DictConfig) -> dict[str, int]:
     """Run the leakage audit for ``cfg.data`` (across its splits, or within data without) and write ``cfg.csv``; return the counts."""
+    record_command(cfg, cfg.paths.output_dir)
     data = instantiate(cfg.data.source)
     report = audit_duplicates(data, cfg.threshold)
     rows = report.rows()

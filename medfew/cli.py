@@ -9,16 +9,22 @@ folder into one table. ``experiments/*.py`` call the same apps from a checkout.
 from __future__ import annotations
 
 import argparse
+import copy
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from medfew import apps
 from medfew.console import configure_console
+from medfew.files import check_writable
 
 CONFIGS = "pkg://medfew.configs"
 #: command -> (root config, app)
@@ -55,6 +61,36 @@ def hydra_app(command: str, argv: Sequence[str] | None = None) -> Callable[[], N
     return hydra.main(version_base="1.3", config_path=CONFIGS, config_name=config_name)(main)
 
 
+class CheckFolder(Callback):
+    """Hydra callback (configs/hydra): a run or sweep folder that cannot be written stops the command
+    with one line naming it, before Hydra's log file there fails with a traceback."""
+
+    def on_run_start(self, config: DictConfig, config_name: str | None = None, **kwargs: Any) -> None:
+        stop_unless_writable(config, "run", config_name)
+
+    def on_multirun_start(self, config: DictConfig, config_name: str | None = None, **kwargs: Any) -> None:
+        stop_unless_writable(config, "sweep", config_name)
+
+
+def stop_unless_writable(config: DictConfig, mode: str, config_name: str | None) -> None:
+    """Exit with 'medfew <command>: cannot write to the run folder ...' unless ``hydra.<mode>.dir`` can be written.
+
+    SystemExit, since Hydra turns a callback's exception into a warning and goes on.
+    """
+    hydra_config = HydraConfig.instance()
+    before = hydra_config.cfg
+    hydra_config.set_config(copy.deepcopy(config))  # so that ${hydra:...} in the folder's name resolves
+    try:
+        folder = Path(OmegaConf.select(config, f"hydra.{mode}.dir"))
+    finally:
+        hydra_config.cfg = before
+    try:
+        check_writable(folder, f"{mode} folder")
+    except OSError as error:
+        command = next((f"medfew {name}" for name, (root, _) in APPS.items() if root == config_name), "medfew")
+        raise SystemExit(f"{command}: {error.strerror}") from None
+
+
 def gather(argv: Sequence[str]) -> None:
     from medfew.sweep import gather as gather_sweep
 
@@ -64,13 +100,27 @@ def gather(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
     try:
         gather_sweep(args.sweep_dir, reference=args.reference)
-    except (FileNotFoundError, ValueError) as error:
+    except OSError as error:  # no jobs there, or a folder that cannot be written
+        sys.exit(f"medfew gather: {error.strerror or error}")
+    except ValueError as error:
         sys.exit(f"medfew gather: {error}")
     print((args.sweep_dir / "summary.md").read_text())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``medfew`` console script."""
+    """Entry point of the ``medfew`` console script; a reader that stops early (``medfew run --help | head``)
+    ends it quietly, with the status 141 a shell gives a command stopped by a closed pipe."""
+    try:
+        dispatch(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python docs, "Note on SIGPIPE": later writes, and the flush at exit, go to devnull instead
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
+
+
+def dispatch(argv: Sequence[str] | None = None) -> None:
+    """Run the command of ``argv`` (default ``sys.argv[1:]``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)

@@ -3,16 +3,27 @@
 ``knobs`` shrink or grow every learner through the setting names learners share (``steps``,
 ``meta_train_steps``, ``pretrain.steps``, ...), so a budget such as ``debug=smoke`` names no
 learner: a new learner with those names is shrunk too. ``check_keys`` makes a misspelt key an
-error with a close-name suggestion instead of a silently ignored setting.
+error with a close-name suggestion instead of a silently ignored setting; ``check_seeds`` and
+``check_training_settings`` refuse a repeated seed and a training setting out of range
+(``ssl.lr must be > 0, got -0.1``) before anything trains. ``record_command``
+writes a command's record (``.hydra/``) into its folder once the command may write there.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, Node, OmegaConf
+
+from medfew.files import write_text
+
+COMMAND_RECORD = ".hydra"  # the folder of a run's command record, where Hydra would put it
 
 
 def folder_name(text: str) -> str:
@@ -93,6 +104,64 @@ def check_keys(base: DictConfig, changes: Mapping[str, Any], where: str) -> None
         child = base._get_node(key)
         if isinstance(value, Mapping) and isinstance(child, DictConfig) and not child._is_interpolation() and not child._is_none():
             check_keys(child, value, f"{where}.{key}")
+
+
+def check_seeds(seeds: Sequence[Any]) -> None:
+    """Refuse a ``seeds`` list that names a seed twice: its rows would repeat the same scores and
+    count twice in every mean and test."""
+    repeated = [str(seed) for seed, count in Counter(seeds).items() if count > 1]
+    if repeated:
+        raise ValueError(f"seeds = {list(seeds)} lists seed {', '.join(repeated)} more than once; give each seed once")
+
+
+def positive(value: float) -> bool:
+    return value > 0
+
+
+def non_negative(value: float) -> bool:
+    return value >= 0
+
+
+def share(value: float) -> bool:
+    return 0 <= value <= 1
+
+
+#: training settings checked by name wherever they sit (``lr``, ``pretrain.lr``, ``meta_training.lr``; the longest
+#: dotted suffix wins, as for knobs): name -> (test, what it asks). Null (off, or a recipe's own value) always passes;
+#: 0 steps of fine-tuning or meta-training is allowed (the plain backbone), an SSL budget of 0 is not.
+LIMITS = {
+    **dict.fromkeys(("lr", "inner_lr", "batch_size", "epochs", "meta_batch_size", "steps_per_epoch", "pretrain.steps"), (positive, "> 0")),
+    **dict.fromkeys(("steps", "meta_train_steps", "weight_decay", "warmup_steps"), (non_negative, ">= 0")),
+    **dict.fromkeys(("momentum", "center_momentum"), (share, "in [0, 1]")),
+}
+
+
+def check_training_settings(node: DictConfig, where: str, prefix: tuple[str, ...] = ()) -> None:
+    """Raise a ValueError naming the first setting of ``node`` that ``LIMITS`` refuses, as ``<where>.<path>``:
+    before any training, where an optimiser would name no key and show a scaled value. ``prefix``: the
+    path ``LIMITS`` sees ``node`` at, as in ``apply_knobs`` (``("pretrain",)`` for the SSL settings at ``ssl``)."""
+    for path in leaf_paths(node):
+        name = knob_for((*prefix, *path), LIMITS)
+        if name is None:
+            continue
+        value, (test, asked) = OmegaConf.select(node, ".".join(path)), LIMITS[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not test(value)):
+            raise ValueError(f"{where}.{'.'.join(path)} must be {asked}, got {value!r}")
+
+
+def record_command(cfg: DictConfig, folder: str | os.PathLike) -> None:
+    """Write ``<folder>/.hydra/`` as Hydra would: config.yaml (``cfg``), hydra.yaml and overrides.yaml.
+
+    configs/hydra sets ``hydra.output_subdir`` to null so that Hydra does not write them before the
+    command starts: a command refused (the folder locked, or holding other data) would replace the
+    record of the one whose results the folder holds. Nothing is written outside a Hydra app.
+    """
+    if not HydraConfig.initialized():
+        return
+    record = Path(folder) / COMMAND_RECORD
+    write_text(record / "config.yaml", OmegaConf.to_yaml(cfg))
+    write_text(record / "hydra.yaml", OmegaConf.to_yaml(HydraConfig.instance().cfg))
+    write_text(record / "overrides.yaml", OmegaConf.to_yaml(HydraConfig.get().overrides.task))
 
 
 def close_name(name: str, names: list[str]) -> str:

@@ -2,8 +2,9 @@
 
 Every output (results, summaries, plots, JSON) goes through ``write_atomic``: it is written
 to a temporary file beside its target and renamed over it, so a kill or a full disk leaves
-the previous version in place, never a truncated one. ``RunLock`` keeps a second run from
-writing into a folder that a live run is using.
+the previous version in place, never a truncated one. ``check_writable`` tells at once when
+a folder cannot be written. ``RunLock`` keeps a second run from writing into a folder that a
+live run is using.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +43,20 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any], retries:
                 raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
             log.warning("writing %s failed (%s); retrying once", path, error)
     return path
+
+
+def check_writable(folder: str | os.PathLike, role: str = "run folder") -> Path:
+    """Create ``folder`` if needed and a file in it (removed at once); an OSError whose message names
+    the folder (as ``role``) and the cause when either fails, before any work that it should keep."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        cause = error.strerror or str(error)
+        raise OSError(error.errno, f"cannot write to the {role} {folder} ({cause}); make it writable or choose another folder") from error
+    return folder
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

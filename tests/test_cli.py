@@ -26,6 +26,18 @@ def test_help_lists_every_command():
     assert wrong.returncode != 0 and "unknown command 'rnu'" in wrong.stderr
 
 
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"]])
+def test_a_reader_that_stops_early_ends_the_command_quietly(args):
+    """`medfew run --help | head`: a closed pipe ends the command with 128 + SIGPIPE and no traceback."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    try:
+        done = subprocess.run([str(MEDFEW), *args], stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
+
+
 def test_gather_of_a_folder_without_jobs_is_one_line_naming_it(tmp_path):
     done = subprocess.run([str(MEDFEW), "gather", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.strip() == f"medfew gather: no job results.csv under {tmp_path}; is it a multirun folder of experiments/run.py?"
@@ -45,6 +57,7 @@ def test_debug_smoke_runs_any_entry_point_with_resnet18(name, overrides, bloodce
     assert cfg.smoke and cfg.backbone.name == "resnet18" and cfg.data.image_size == 28
     app = {"config": apps.run, "pretrain": apps.pretrain, "metatrain": apps.metatrain}[name]
     app(cfg)
+    assert "- debug=smoke" in (tmp_path / ".hydra" / "overrides.yaml").read_text()  # every command leaves its record
     if name == "pretrain":
         assert (tmp_path / "backbone.safetensors").exists()
     else:  # metatrain scores its one learner like run

@@ -14,7 +14,9 @@ Colour files with 8 bits per sample are kept as RGB: RGB as it is, YCbCr (``YBR_
 photometric interpretations, and files without pixel data are refused, naming the file.
 PatientID becomes ``groups`` (integer codes in sorted id order; a file without one gets a
 group of its own) so splits can keep a patient's scans together; a ``groups.csv`` in the
-folder replaces PatientIDs (folder layouts and groups.csv: ``medfew.data.layout``).
+folder replaces PatientIDs (folder layouts and groups.csv: ``medfew.data.layout``). Classes whose
+files differ in Modality or in scaling (windowed in one class, min-max stretched in another) are
+named in a warning: a classifier could learn the scaling instead of the anatomy.
 Files are read by suffix (.dcm, .dicom, any case) or, whatever their name (scanners and PACS
 exports often write none), by the DICM marker of the DICOM file format (PS3.10 7.1); a
 DICOMDIR index is not an image and is skipped.
@@ -22,7 +24,9 @@ DICOMDIR index is not an image and is skipped.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,7 @@ from medfew.data.dataset import ImageData, group_codes
 from medfew.data.folder import stack_images
 from medfew.data.layout import FileKind, list_files, read_groups, resolve_folder
 
+log = logging.getLogger(__name__)
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
@@ -65,8 +70,9 @@ def first_value(value) -> float | None:
     return float(value[0] if isinstance(value, pydicom.multival.MultiValue) else value)
 
 
-def read_dicom(path: Path) -> tuple[torch.Tensor, str | None]:
-    """One DICOM file -> ((C, H, W) uint8 image, PatientID or None); pipeline in the module docstring."""
+def read_dicom(path: Path) -> tuple[torch.Tensor, str | None, str]:
+    """One DICOM file -> ((C, H, W) uint8 image, PatientID or None, its Modality and how its pixels were
+    mapped to 0..255: 'CT windowed', 'MR min-max stretched'); pipeline in the module docstring."""
     try:
         ds = pydicom.dcmread(path)
     except Exception as error:  # pydicom raises InvalidDicomError, EOFError, ... for bad files
@@ -82,8 +88,9 @@ def read_dicom(path: Path) -> tuple[torch.Tensor, str | None]:
         syntax = ds.file_meta.get("TransferSyntaxUID", "unknown") if hasattr(ds, "file_meta") else "unknown"
         raise ValueError(f"cannot decode the pixel data of {path} (transfer syntax {syntax}): {error}") from error
     interpretation = str(ds.get("PhotometricInterpretation", ""))
+    modality = str(ds.get("Modality", "") or "no Modality")
     if interpretation in COLOUR and pixels.dtype == np.uint8:
-        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), patient_id(ds)
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), patient_id(ds), f"{modality} colour as stored"
     if interpretation not in ("MONOCHROME1", "MONOCHROME2"):
         raise ValueError(
             f"DICOM file {path}: photometric interpretation {interpretation or 'missing'} "
@@ -95,7 +102,21 @@ def read_dicom(path: Path) -> tuple[torch.Tensor, str | None]:
     image = window_to_uint8(apply_modality_lut(pixels, ds), center, width)
     if interpretation == "MONOCHROME1":
         image = 255 - image
-    return torch.from_numpy(image)[None], patient_id(ds)
+    scaling = "windowed" if center is not None and width is not None else "min-max stretched"
+    return torch.from_numpy(image)[None], patient_id(ds), f"{modality} {scaling}"
+
+
+def warn_mixed_scans(folder: Path, class_names: tuple[str, ...], labels: torch.Tensor, scans: list[str]) -> None:
+    """Log when the classes differ in Modality or in how their pixels were mapped to 0..255 (``scans``,
+    one 'CT windowed' per file): a classifier can then learn the scaling instead of the anatomy."""
+    by_class = {name: Counter(s for s, label in zip(scans, labels.tolist()) if label == c) for c, name in enumerate(class_names)}
+    if len({frozenset(kinds) for kinds in by_class.values()}) > 1:
+        shown = "; ".join(f"{name}: {', '.join(f'{n} {kind}' for kind, n in kinds.most_common())}" for name, kinds in by_class.items())
+        log.warning(
+            "%s: the classes differ in Modality or in how their pixels were scaled to 0..255 (%s). A classifier can tell "
+            "them apart by that instead of by the anatomy: keep one modality and one scaling (WindowCenter / WindowWidth "
+            "in every file, or in none) across the classes", folder, shown,
+        )  # fmt: skip
 
 
 def patient_id(ds: pydicom.Dataset) -> str | None:
@@ -130,13 +151,16 @@ def load_dicom_folder(
     listing = list_files(folder, DICOM, labelled)
     files = listing.files
     ids: list[str | None] = []
+    scans: list[str] = []
 
     def read(file: Path) -> torch.Tensor:
-        image, patient = read_dicom(file)
+        image, patient, scan = read_dicom(file)
         ids.append(patient)
+        scans.append(scan)
         return image
 
     images = stack_images(map(read, files), files, size, channels)
+    warn_mixed_scans(folder, listing.class_names, listing.labels, scans)
     groups = read_groups(folder, files)
     return ImageData(
         images=images,

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from medfew.data.dataset import SPLIT_NAMES, UNLABELED, group_codes
-from medfew.data.root import data_root
+from medfew.data.root import SET_ROOT, data_root
 
 GROUPS_FILE = "groups.csv"
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def resolve_folder(path: str | os.PathLike, root: str | os.PathLike | None = Non
     """``path`` if absolute, else ``<data root>/path``; it must be an existing folder."""
     folder = Path(path) if Path(path).is_absolute() else data_root(root) / path
     if not folder.exists():
-        raise FileNotFoundError(f"data folder {folder} not found (set MEDFEW_DATA / data.root to its parent)")
+        raise FileNotFoundError(f"data folder {folder} not found: give data.source.path as an absolute path, or {SET_ROOT} to its parent")
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file; expected a folder")
     return folder

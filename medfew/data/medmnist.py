@@ -7,7 +7,7 @@ import torch
 
 from medfew.data.dataset import ImageData
 from medfew.data.npzfile import images_to_tensor, labels_to_tensor, open_npz, read_array
-from medfew.data.root import data_root
+from medfew.data.root import SET_ROOT, data_root
 
 SPLITS = ("train", "val", "test")
 KEYS = tuple(f"{s}_{kind}" for s in SPLITS for kind in ("images", "labels"))
@@ -54,7 +54,7 @@ def load_medmnist(flag: str, root: str | None = None, size: int | None = None, d
         if not download:
             raise FileNotFoundError(
                 f"MedMNIST file {path} not found: place {path.name} in {path.parent} "
-                f"(or set MEDFEW_DATA / data.root), or pass download=true to fetch it"
+                f"(or {SET_ROOT} to the folder holding it), or set data.source.download=true to fetch it"
             )
         download_medmnist(flag, root, size)
     with open_npz(path) as npz:

@@ -8,7 +8,7 @@ import torch
 
 from medfew.data.dataset import ImageData
 from medfew.data.npzfile import images_to_tensor, labels_to_tensor, open_npz, read_array
-from medfew.data.root import data_root
+from medfew.data.root import SET_ROOT, data_root
 
 REQUIRED = ("images", "labels", "class_names")
 OPTIONAL = ("split", "groups", "filenames", "source")
@@ -22,7 +22,7 @@ def load_labelled_npz(file: str, root: str | None = None) -> ImageData:
     """
     path = Path(file) if Path(file).is_absolute() else data_root(root) / file
     if not path.exists():
-        raise FileNotFoundError(f"labelled npz {path} not found (set MEDFEW_DATA / data.root to its folder)")
+        raise FileNotFoundError(f"labelled npz {path} not found: {SET_ROOT} to its folder")
     with open_npz(path) as npz:
         missing = [k for k in REQUIRED if k not in npz.files]
         if missing:

@@ -47,9 +47,8 @@ def label_budget(
     for label, count in enumerate(data.class_counts().tolist()):
         want = per_class if per_class is not None else max(1, round(fraction * count))
         if want > count:
-            raise ValueError(
-                f"{data.name}: class '{data.class_names[label]}' has {count} images; per_class = {want}"
-            )
+            asked = f"per_class = {want}" if per_class is not None else f"fraction = {fraction:g} labels at least 1"
+            raise ValueError(f"{data.name}: class '{data.class_names[label]}' has {count} images; {asked}")
         members = torch.nonzero(data.labels == label).flatten()
         kept.append(members[torch.randperm(count, generator=generator)[:want]])
     labelled = torch.cat(kept).sort().values

@@ -9,7 +9,9 @@ pretraining runs once per pool, seed and settings in ``<paths.cache_dir>/ssl``. 
 ``results.csv`` as each block finishes and at least once a minute within one; tasks already
 there (same fold fingerprint, learner config hash, setting, seed, split hash and episode) are
 skipped, so rerunning the same command resumes where it stopped. A run folder holding results
-of other data is refused, and one run at a time writes to a folder (``RunLock``).
+of other data or other tasks (``check_run_folder``) is refused before anything in it is
+rewritten, the command's record (``.hydra/``) included, and one run at a time writes to a
+folder (``RunLock``). Rows that cannot be written are kept in a file named in the error.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from medfew.config import apply_knobs, check_keys
+from medfew.config import apply_knobs, check_keys, check_seeds, check_training_settings, record_command
 from medfew.data.dataset import ImageData
 from medfew.data.stratify import describe_groups
-from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record
+from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record, warn_missing_classes
 from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
 from medfew.evaluation.protocols import Task
@@ -63,17 +65,22 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
     """
     out, primary = Path(cfg.paths.output_dir), rank_zero_only.rank == 0
     with RunLock(out) if primary else contextlib.nullcontext():
+        results = ResultsFile(out / "results.csv")
+        if primary:
+            results.check_writable()  # now, not after hours of scoring that could not be saved
         learners = learner_configs(cfg)
         settings = {name: OmegaConf.to_container(node.learner, resolve=True) for name, node in learners.items()}
         resolved = OmegaConf.to_container(cfg, resolve=True) | {"learner_settings": settings}
+        check_seeds(cfg.seeds)
         check_backbone(cfg)
         data = load_data(cfg.data)
         findings = {"label conflicts": warn_label_conflicts(data)}
         folds, leakage = make_folds(cfg, data)
         findings["leakage"] = leakage_note(leakage)
-        results = ResultsFile(out / "results.csv")
+        findings["classes missing from test"] = warn_missing_classes(folds)
         if primary:  # refused before anything in the folder is rewritten
-            check_run_folder(out, record(cfg, folds), results)
+            check_run_folder(out, record(cfg, folds), results, folds)
+            record_command(cfg, out)
             write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
             write_json(out / "leakage.json", leakage if len(leakage) > 1 else next(iter(leakage.values())))
         run = instantiate(cfg.logger, _partial_=True)(config=resolved)
@@ -108,6 +115,7 @@ def learner_configs(cfg: DictConfig) -> dict[str, DictConfig]:
     for name in cfg.learners:
         merged = with_learner(cfg, name, overrides.get(name), searchpath())
         apply_knobs(merged.learner, cfg.knobs)
+        check_training_settings(merged.learner, f"learner_overrides.{name}")
         configs[name] = merged
     return configs
 
@@ -258,11 +266,23 @@ def score_tasks(
         unsaved.append(block | score(learner, name, task, block["seed"]))
         bar.update()
         if time.monotonic() - saved_at >= SAVE_EVERY_S:
-            results.append(unsaved)
+            save(results, unsaved)
             rows, unsaved, saved_at = rows + unsaved, [], time.monotonic()
     if unsaved:
-        results.append(unsaved)
+        save(results, unsaved)
     return rows + unsaved
+
+
+def save(results: ResultsFile, rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` to ``results``; when that fails, keep them in a file beside it and name it in the error."""
+    try:
+        results.append(rows)
+    except OSError as error:
+        kept = results.save_aside(rows)
+        raise OSError(
+            error.errno, f"{error.strerror}; the rows scored since the last save ({len(rows)}) are kept in {kept}: add them to "
+            f"{results.path.name} (same columns) once it can be written, and the same command resumes after them"
+        ) from error
 
 
 def build_learner(learner_cfg: DictConfig, name: str, context: PrepareContext, device: torch.device) -> Learner:

@@ -4,7 +4,8 @@
 ``stratified`` (seeded, by ``data.split_fractions``) or ``kfold`` (repeated stratified k-fold),
 keeping groups (patients, near duplicates) inside one part. Each cut is a ``Fold`` with its
 protocol and a fingerprint of what it evaluates. ``data.json`` in the run folder records the
-data settings and fingerprints; a run folder whose results come from other data is refused.
+data settings, fingerprints and protocol settings; a run folder whose results come from other
+data, or from other tasks (episodes, labelled subsets) for a setting, is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from medfew.hashing import content_hash
 log = logging.getLogger(__name__)
 RECORD = "data.json"
 NO_SPLIT = "all"  # the fold of a protocol that cuts by class (episodes), not by image
+ELSEWHERE = "Use another run folder (hydra.run.dir=...) or move that one away; nothing was overwritten"
 
 
 @dataclass(frozen=True)
@@ -96,34 +98,84 @@ def split_settings(cfg: DictConfig) -> dict[str, Any]:
     )
 
 
+def warn_missing_classes(folds: Sequence[Fold]) -> str:
+    """Log and return the classes a fold's train part has and its test part lacks ('' when none):
+    that fold's balanced accuracy and macro-F1 average over the other classes only."""
+    found = []
+    for fold in folds:
+        if fold.protocol.cuts_images:
+            labels, split = fold.data.labels.numpy(), fold.data.split
+            missing = np.setdiff1d(labels[(split == "train") & (labels >= 0)], labels[split == "test"])
+            if len(missing):
+                found.append(f"fold {fold.name}: {', '.join(fold.data.class_names[c] for c in missing)}")
+    if not found:
+        return ""
+    note = f"{'; '.join(found)} (in train, not in test: never scored; balanced accuracy and macro-F1 average the classes present)"
+    log.warning("classes missing from test: %s", note)
+    return note
+
+
 def record(cfg: DictConfig, folds: Sequence[Fold]) -> dict[str, Any]:
-    """What ``data.json`` holds: the data settings, the leakage option and each fold's fingerprint."""
+    """What ``data.json`` holds: the data settings, the leakage option, each fold's fingerprint and the protocol settings."""
     settings = OmegaConf.to_container(cfg.data, resolve=True)
-    return {"data": settings, "leakage": OmegaConf.to_container(cfg.leakage), "fingerprints": {f.name: f.data_hash for f in folds}}
+    return {
+        "data": settings,
+        "leakage": OmegaConf.to_container(cfg.leakage),
+        "fingerprints": {f.name: f.data_hash for f in folds},
+        "protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
+    }
 
 
-def check_run_folder(out: Path, current: dict[str, Any], results: ResultsFile) -> None:
-    """Refuse ``out`` when its results.csv holds rows of other data; then record ``current`` in data.json.
+def check_run_folder(out: Path, current: dict[str, Any], results: ResultsFile, folds: Sequence[Fold]) -> None:
+    """Refuse ``out`` when its results.csv holds rows of other data or of other tasks than ``folds``
+    give (``check_tasks``); then record ``current`` in data.json.
 
-    The message names both fingerprints and the settings that differ (from the data.json
-    written by the run that scored those rows).
+    The message names the fingerprints or split hashes and the settings that differ (from the
+    data.json written by the run that scored those rows).
     """
+    rows, path = results.read(), out / RECORD
+    saved = json.loads(path.read_text()) if path.exists() else {}
     wanted = current["fingerprints"]
-    foreign = {(row["fold"], row["data_hash"]) for row in results.read() if wanted.get(row["fold"]) != row["data_hash"]}
+    foreign = {(row["fold"], row["data_hash"]) for row in rows if wanted.get(row["fold"]) != row["data_hash"]}
     if foreign:
         fold, found = sorted(foreign)[0]
-        path = out / RECORD
-        saved = json.loads(path.read_text()) if path.exists() else {}
         raise ValueError(
             f"{results.path} holds results of other data: fold '{fold}' has fingerprint {found} there, "
-            f"{wanted.get(fold, 'no such fold')} now; {differences(saved, current)}. Use another run folder "
-            "(hydra.run.dir=...) or move that one away; nothing was overwritten"
+            f"{wanted.get(fold, 'no such fold')} now; {differences(saved, current)}. {ELSEWHERE}"
         )
-    write_json(out / RECORD, current)
+    check_tasks(results.path, rows, folds, saved, current)
+    write_json(path, current)
 
 
-def differences(saved: dict[str, Any], current: dict[str, Any]) -> str:
-    """'what differs: data.image_size: 28 there, 64 now; ...' between two data records."""
+def check_tasks(path: Path, rows: list[dict[str, str]], folds: Sequence[Fold], saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse ``rows`` (of ``path``, all of the folds' data) scored on other tasks than the protocol now gives.
+
+    Each row's split hash must be the one the protocol gives its (fold, setting, seed), so that a
+    setting never pools two episode sets or labelled subsets; and, when data.json recorded the
+    protocol, its options must be the same but for the lists of settings (new shots, seeds or
+    learners extend a run folder; other n_way, n_query or unlabeled_pool would change every number).
+    """
+    protocols = {fold.name: fold.protocol for fold in folds}
+    for fold, setting, seed, found in sorted({(r["fold"], r["setting"], r["seed"], r["split_hash"]) for r in rows}):
+        drawn = {s.name: s for s in protocols[fold].settings()}
+        now = protocols[fold].split_hash(drawn[setting], int(seed)) if setting in drawn else found
+        if found != now:
+            same = "the settings are the same, so the tasks drawn from them changed (another medfew version?)"
+            raise ValueError(
+                f"{path} holds results of other tasks: fold '{fold}', {setting}, seed {seed} was scored on the episodes or "
+                f"labelled images of split hash {found} there, {now} now; {differences(saved, current, same)}. {ELSEWHERE}"
+            )
+    kept = folds[0].protocol.setting_options
+    options = [{k: v for k, v in entry.get("protocol", {}).items() if k not in kept} for entry in (saved, current)]
+    if rows and "protocol" in saved and options[0] != options[1]:
+        changed = differences({"protocol": options[0]}, {"protocol": options[1]})
+        raise ValueError(f"{path} holds results of another protocol: {changed}. {ELSEWHERE}")
+
+
+def differences(
+    saved: dict[str, Any], current: dict[str, Any], same: str = "the settings are the same, so the images or labels on disk changed"
+) -> str:
+    """'what differs: data.image_size: 28 there, 64 now; ...' between two records; ``same`` when only fingerprints differ."""
     if not saved:
         return f"the folder has no {RECORD} saying how those rows were made"
     changed = [
@@ -132,7 +184,7 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> str:
         if not key.startswith("fingerprints")
     ]
     if not changed:
-        return "the settings are the same, so the images or labels on disk changed"
+        return same
     return "what differs: " + "; ".join(changed)
 
 

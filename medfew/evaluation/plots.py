@@ -3,13 +3,19 @@
 Each plot says what it shows in five seconds: the title names the protocol and the metric, the x
 axis the budget (shots, labels per class, % of labels), a dashed line the chance level, bands and
 error bars the intervals; the legend sits outside the data. Every PNG is written atomically.
+Names in other scripts (class names such as 肺炎) are drawn with an installed font that has their
+glyphs (``fonts_for``); names no installed font can draw are named in one warning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import logging
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+from matplotlib.ft2font import FT2Font  # noqa: E402
 
 from medfew.evaluation.metrics import LOWER_IS_BETTER  # noqa: E402
 from medfew.files import write_atomic  # noqa: E402
@@ -27,6 +35,52 @@ NAMES = {"acc": "accuracy", "bal_acc": "balanced accuracy", "macro_f1": "macro-F
 KIND_AXIS = {"shots": "shots per class (K)", "per_class": "labels per class", "fraction": "% of training labels"}
 KIND_PROTOCOL = {"shots": "few-shot", "per_class": "label budget", "fraction": "label budget"}
 SMOKE = "SMOKE RUN: tiny settings, the numbers mean nothing"
+FONT = "DejaVu Sans"  # matplotlib's own: Latin, Greek, Cyrillic
+PLACEHOLDER_FONTS = ("Last Resort",)  # draw a box for every character
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=None)
+def characters(font_file: str) -> frozenset[int]:
+    """The code points a font file has glyphs for."""
+    return frozenset(FT2Font(font_file).get_charmap())
+
+
+def font_families(texts: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(``FONT`` and the installed font families that draw the rest of ``texts``, in name order; the texts
+    that no installed font draws). matplotlib (>= 3.6) takes each glyph from the first family that has it."""
+    texts = sorted(set(texts))
+    missing = {ord(c) for text in texts for c in text if not c.isspace()} - characters(font_manager.findfont(FONT))
+    families = [FONT]
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda entry: (entry.name, entry.weight != 400)):
+        if not missing:
+            break
+        if entry.name not in families and not entry.name.startswith(PLACEHOLDER_FONTS) and missing & characters(entry.fname):
+            families.append(entry.name)
+            missing -= characters(entry.fname)
+    return families, [text for text in texts if any(ord(c) in missing for c in text)]
+
+
+@contextlib.contextmanager
+def fonts_for(texts: Iterable[str]) -> Iterator[None]:
+    """Draw ``texts`` (class, learner and dataset names) with fonts that have their glyphs; names none of the
+    installed fonts draws are named in one warning instead of one matplotlib warning per glyph."""
+    families, undrawn = font_families(texts)
+    with plt.rc_context({"font.family": families}), warnings.catch_warnings():
+        if undrawn:
+            log.warning(
+                "no installed font draws %s: the plots show boxes there (summary.md spells them right). Install a font "
+                "that does, e.g. Noto Sans CJK for Chinese, Japanese or Korean (Debian / Ubuntu: apt install fonts-noto-cjk), "
+                "then delete matplotlib's font list (%s/fontlist-*.json) so that it finds the new font",
+                ", ".join(undrawn), matplotlib.get_cachedir(),
+            )  # fmt: skip
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        yield
+
+
+def drawn_names(frame: pd.DataFrame, summary: Mapping[str, Any]) -> set[str]:
+    """The names the report's plots draw: datasets, learners and the classes of the confusion matrices."""
+    return {*summary["dataset"], *summary["learners"], *summed_confusion(frame)[0]}
 
 
 def learner_colors(learners: Sequence[str]) -> dict[str, Any]:

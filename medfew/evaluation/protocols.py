@@ -67,6 +67,8 @@ class Protocol(ABC):
     shares_prepare: bool
     #: True when the protocol scores on the data's train / val / test parts (``data.split`` cuts them).
     cuts_images: bool
+    #: the options that list its settings: a run folder may grow along them, never change in the others
+    setting_options: tuple[str, ...]
 
     @abstractmethod
     def settings(self) -> list[Setting]: ...
@@ -120,6 +122,7 @@ class EpisodesProtocol(Protocol):
 
     shares_prepare = True
     cuts_images = False
+    setting_options = ("shots",)
 
     def __init__(
         self,
@@ -231,6 +234,7 @@ class LabelBudgetProtocol(Protocol):
 
     shares_prepare = False
     cuts_images = True
+    setting_options = ("per_class", "fractions")
 
     def __init__(
         self,
@@ -261,6 +265,22 @@ class LabelBudgetProtocol(Protocol):
         self.test = data.select_split("test")
         self.budgets = [Setting("per_class", k) for k in per_class] + [Setting("fraction", p) for p in fractions]
         self.unlabeled_pool = unlabeled_pool
+        self.check_budgets()
+
+    def check_budgets(self) -> None:
+        """Refuse, before any learner trains, a setting that a class of the train part cannot fill:
+        ``per_class`` labels, or the one labelled image per class a fraction keeps at least."""
+        in_train, in_all = self.train.class_counts().tolist(), self.data.class_counts().tolist()
+        for name, count, total in zip(self.data.class_names, in_train, in_all):
+            for setting in self.budgets:
+                want = int(setting.value) if setting.kind == "per_class" else 1
+                if want <= count:
+                    continue
+                if setting.kind == "per_class":
+                    asked, fix = f"protocol.per_class = {want}", f"lower protocol.per_class or give '{name}' more train images"
+                else:
+                    asked, fix = f"protocol.fractions = {setting.value:g} labels at least 1", f"give '{name}' train images"
+                raise ValueError(f"{self.data.name}: class '{name}' has {count} images in train ({total} in all parts); {asked}: {fix}")
 
     def settings(self) -> list[Setting]:
         return list(self.budgets)

@@ -3,7 +3,8 @@
 Each (learner, setting) is summarised over its units: episodes (scores averaged over seeds)
 when the setting has several, else (fold, seed) pairs, so a k-fold run pools its folds into
 one mean and interval per learner and setting. Rows of one fold must share one data
-fingerprint (``data_hash``). Paired comparisons with the reference learner use the units both
+fingerprint (``data_hash``), and rows of one (fold, learner, setting, seed) one split hash (the same
+episodes or labelled images). Paired comparisons with the reference learner use the units both
 learners were scored on; their p-values are Holm-corrected within each metric's table.
 ``summary_table`` gives the same numbers as one long frame (for W&B). Every file is written
 atomically (``medfew.files``).
@@ -22,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from medfew.evaluation.metrics import LOWER_IS_BETTER, METRICS, why_undefined
-from medfew.evaluation.plots import SMOKE, plot_confusions, plot_label_efficiency
+from medfew.evaluation.plots import SMOKE, drawn_names, fonts_for, plot_confusions, plot_label_efficiency
 from medfew.evaluation.stats import bootstrap_ci, holm, paired_comparison
 from medfew.files import write_json, write_text
 
 LABELLED = "labelled training images"  # the summary header's key for the counts behind each setting
+CHANCE_TOLERANCE = 1e-6  # a mean this close to its chance level counts as at chance
 
 NUMERIC = ("value", "seed", "episode", "n_way", "n_present", "n_support", *METRICS)
 REQUIRED = ("dataset", "protocol", "learner", "setting", "kind", "fold", "data_hash", "split_hash", "confusion", *NUMERIC)
@@ -83,6 +85,21 @@ def check_data(frame: pd.DataFrame) -> dict[str, list[str]]:
     return {str(fold): sorted(set(rows["data_hash"])) for fold, rows in frame.groupby("fold", sort=False)}
 
 
+def check_splits(frame: pd.DataFrame) -> bool:
+    """Whether every learner was scored on the same tasks (one split hash per fold, setting and seed);
+    raise when one learner's rows of one fold, setting and seed name different tasks (episode sets or
+    labelled subsets), which cannot be pooled into one estimate."""
+    block = ["fold", "setting", "seed"]
+    for (fold, learner, setting, seed), rows in frame.groupby(["fold", "learner", "setting", "seed"], sort=False):
+        found = sorted(set(rows["split_hash"]))
+        if len(found) > 1:
+            raise ValueError(
+                f"{learner}, fold {fold!r}, {setting}, seed {seed:g}: rows of different tasks (episodes or labelled images), "
+                f"which cannot be pooled: split_hash {' vs '.join(found)}"
+            )
+    return bool(frame.groupby(block, sort=False)["split_hash"].nunique().eq(1).all())
+
+
 def unit_columns(rows: pd.DataFrame) -> list[str]:
     """The unit of a setting's rows: (fold, episode) when it has several episodes, else (fold, seed)."""
     return ["fold", "episode"] if rows["episode"].nunique() > 1 else ["fold", "seed"]
@@ -122,6 +139,7 @@ def summarize(
 ) -> dict[str, Any]:
     """Mean and interval per metric, learner and setting, best learners, and Holm-corrected paired tests with ``reference``."""
     data_hashes = check_data(frame)
+    identical_splits = check_splits(frame)
     settings = frame[["setting", "kind", "value"]].drop_duplicates("setting")
     kinds = {kind: i for i, kind in enumerate(dict.fromkeys(settings["kind"]))}  # protocol order
     settings = settings.sort_values(["kind", "value"], key=lambda c: c.map(kinds) if c.name == "kind" else c).to_dict("records")
@@ -135,7 +153,6 @@ def summarize(
         fill_setting(table, frame[frame.setting == s["setting"]], s, ran, confidence, n_resamples)
     for by_learner in table.values():
         correct(by_learner)
-    hashes = frame.groupby(["setting", "learner"])["split_hash"].apply(lambda h: tuple(sorted(set(h))))
     return {
         "header": dict(header or {}),
         "dataset": sorted(set(frame["dataset"])),
@@ -150,7 +167,7 @@ def summarize(
         "settings": settings,
         "folds": list(data_hashes),
         "data_hashes": data_hashes,
-        "identical_splits": all(len(set(hashes[s["setting"]])) == 1 for s in settings),
+        "identical_splits": identical_splits,
         "split_hashes": {s["setting"]: sorted(set(frame[frame.setting == s["setting"]]["split_hash"])) for s in settings},
         "results": table,
     }
@@ -188,13 +205,18 @@ def mark_best(table: dict, metric: str, setting: Mapping[str, Any], skill: pd.Se
     means = {
         learner: cells[setting["setting"]]["mean"]
         for learner, cells in table.items()
-        if setting["setting"] in cells and skill.get(learner, np.nan) > uniform
+        if setting["setting"] in cells and above(skill.get(learner, np.nan), uniform)
     }
-    means = {lr: m for lr, m in means.items() if not np.isnan(m) and (level is None or m > level)}
+    means = {lr: m for lr, m in means.items() if not np.isnan(m) and (level is None or above(m, level))}
     if means and sum(setting["setting"] in cells for cells in table.values()) > 1:  # a lone learner is no "best"
         target = (min if metric in LOWER_IS_BETTER else max)(means.values())
         for learner, m in means.items():
             table[learner][setting["setting"]]["best"] = m == target
+
+
+def above(value: float, level: float) -> bool:
+    """Whether ``value`` is above ``level`` by more than float32 rounding (0.5 can be scored as 0.5000000059604645)."""
+    return value > level + CHANCE_TOLERANCE
 
 
 def correct(table: dict) -> None:
@@ -274,8 +296,11 @@ def legend_lines(summary: Mapping[str, Any], alpha: float) -> list[str]:
         "**Bold**: best mean in the column among learners above chance: balanced accuracy above 1 / classes present, and the "
         "metric above its own chance level (accuracy: the majority-class share; macro-F1: 1 / classes present; AUROC: 0.5; ECE: none).",
     ]
-    if reference:
+    if tested(summary):
         lines.append(f"†: differs from `{reference}` (Wilcoxon signed-rank, p < {alpha} after Holm correction within the table).")
+    elif reference:
+        alone = len(summary["learners"]) == 1
+        lines.append(f"No paired tests: `{reference}` is the only learner here." if alone else f"No paired tests: no learner has 2 or more units paired with `{reference}`.")
     else:
         lines.append(f"No paired tests: the reference `{requested}` is none of the learners here." if requested else "No paired tests: no reference learner.")
     if not summary["identical_splits"]:
@@ -283,6 +308,12 @@ def legend_lines(summary: Mapping[str, Any], alpha: float) -> list[str]:
     if any(len(h) > 1 for h in summary["data_hashes"].values()):
         lines += ["", "WARNING: learners were scored on different data (a fold has several fingerprints); paired tests pair their units."]
     return lines
+
+
+def tested(summary: Mapping[str, Any]) -> bool:
+    """Whether some paired comparison in the tables has a p-value."""
+    comparisons = [c["vs_reference"] for by_learner in summary["results"].values() for cells in by_learner.values() for c in cells.values()]
+    return any(versus and not pd.isna(versus["p_wilcoxon_holm"]) for versus in comparisons)
 
 
 def metric_lines(summary: Mapping[str, Any], metric: str, alpha: float) -> list[str]:
@@ -379,6 +410,7 @@ def write_report(
     summary = summarize(frame, metrics, reference, confidence, n_resamples, header)
     write_json(out / "summary.json", without_nan(summary))
     write_text(out / "summary.md", markdown(summary, alpha, n_resamples))
-    plot_label_efficiency(summary, plot_metrics, out)
-    plot_confusions(frame, out, summary)
+    with fonts_for(drawn_names(frame, summary)):
+        plot_label_efficiency(summary, plot_metrics, out)
+        plot_confusions(frame, out, summary)
     return summary

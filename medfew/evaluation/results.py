@@ -3,12 +3,15 @@ tasks are scored, so an interrupted comparison resumes with the tasks not yet in
 
 Every row names the data it was scored on: ``fold`` (the train / val / test cut: "official",
 "stratified" or "repeat<r>-fold<k>") and ``data_hash``, the fingerprint of that fold's images,
-labels and split after preprocessing.
+labels and split after preprocessing. A file that cannot be written is told before scoring
+(``check_writable``), and rows whose write fails are kept in a file beside it (``save_aside``).
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -58,13 +61,35 @@ class ResultsFile:
         """Add rows: the whole file is written to a temporary and renamed (one retry, then an
         OSError naming the file), so a kill or a full disk leaves the old file, never half a row."""
         old = self.read()
-
-        def write(temporary: Path) -> None:
-            with temporary.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=COLUMNS)
-                writer.writeheader()
-                writer.writerows(old)
-                writer.writerows(rows)
-
         rows = list(rows)
-        write_atomic(self.path, write)
+        write_atomic(self.path, lambda temporary: write_rows(temporary, [*old, *rows]))
+
+    def check_writable(self) -> None:
+        """Raise a PermissionError naming the file when it, or its folder, cannot be written (checked
+        before anything is scored, so no work is done that could not be saved)."""
+        for path in (self.path, self.path.parent):
+            if path.exists() and not os.access(path, os.W_OK):
+                kind = "file" if path == self.path else "folder"
+                raise PermissionError(
+                    f"cannot write {self.path}: the {kind} {path} is read-only (mode {path.stat().st_mode & 0o777:o}); "
+                    "make it writable or use another run folder (hydra.run.dir=...)"
+                )
+
+    def save_aside(self, rows: list[Mapping[str, Any]]) -> Path:
+        """Write ``rows`` that could not be appended to ``<name>.unsaved-<pid>.csv`` beside this file, or in
+        the temporary folder when that fails too; return where they are."""
+        name = f"{self.path.stem}.unsaved-{os.getpid()}{self.path.suffix}"
+        for folder in (self.path.parent, Path(tempfile.gettempdir())):
+            try:
+                return write_atomic(folder / name, lambda temporary: write_rows(temporary, rows), retries=0)
+            except OSError:
+                continue
+        raise OSError(f"cannot write the unsaved rows to {self.path.parent / name} nor to {Path(tempfile.gettempdir()) / name}")
+
+
+def write_rows(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """``rows`` under the header of ``COLUMNS`` in a new CSV file at ``path``."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)

@@ -31,15 +31,16 @@ def write_dicom(
     rescale: tuple[float, float] = (2, -1024),
     interpretation: str = "MONOCHROME2",
     patient: str | None = "P1",
+    modality: str = "CT",
 ) -> Path:
-    """A single-frame CT file with 16-bit stored values (signed when ``pixels`` is int16)."""
+    """A single-frame file (CT by default) with 16-bit stored values (signed when ``pixels`` is int16)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, meta.MediaStorageSOPInstanceUID, "CT"
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, meta.MediaStorageSOPInstanceUID, modality
     if patient is not None:
         ds.PatientID = patient
     if pixels is not None:
@@ -110,6 +111,20 @@ def test_labelled_by_subfolder_with_patient_groups(tmp_path: Path) -> None:
     assert data.groups.tolist() == [1, 0, 2]  # sorted ids P1 -> 0, P2 -> 1; no id -> a group of its own
     assert list(data.filenames) == ["normal/series1/x.dcm", "tumour/y.DCM", "tumour/z.dcm"]
     assert data.images.shape == (3, 3, 2, 3) and data.images[0, 2].tolist() == WINDOWED
+
+
+def test_classes_scanned_or_scaled_differently_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for i in range(2):
+        write_dicom(tmp_path / "normal" / f"{i}.dcm", pixels=random_pixels(i))
+        write_dicom(tmp_path / "tumour" / f"{i}.dcm", pixels=random_pixels(i), window=None, modality="MR")
+    load_dicom_folder(tmp_path)
+    assert "the classes differ in Modality or in how their pixels were scaled to 0..255 (normal: 2 CT windowed; tumour: 2 MR min-max stretched)" in caplog.text
+    caplog.clear()
+    for i in range(2, 4):  # both classes mixed alike
+        write_dicom(tmp_path / "normal" / f"{i}.dcm", pixels=random_pixels(i), window=None, modality="MR")
+        write_dicom(tmp_path / "tumour" / f"{i}.dcm", pixels=random_pixels(i))
+    load_dicom_folder(tmp_path)
+    assert "differ in Modality" not in caplog.text
 
 
 def test_resize(tmp_path: Path) -> None:

@@ -1,10 +1,17 @@
 """The real files in ../shared/data load with the documented counts, classes and splits."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from medfew.data import ImageData, load_labelled_npz, load_medmnist
+from medfew.data import ImageData, load_dicom_folder, load_image_folder, load_labelled_npz, load_medmnist
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def split_counts(data: ImageData) -> dict[str, int]:
@@ -43,6 +50,28 @@ def test_subset_keeps_filenames(brain_mri: ImageData) -> None:
     assert len(test) == 1092 and all(f.startswith("Testing/") for f in test.filenames)
     first = int(np.flatnonzero(brain_mri.split == "test")[0])
     assert torch.equal(test.images[0], brain_mri.images[first]) and test.filenames[0] == brain_mri.filenames[first]
+
+
+MISSING = {
+    "breastmnist": lambda root: load_medmnist("breastmnist", root=root),
+    "bloodcells": lambda root: load_labelled_npz("absent.npz", root=root),
+    "image_folder": lambda root: load_image_folder("absent", root=root),
+    "dicom_folder": lambda root: load_dicom_folder("absent", root=root),
+}
+
+
+@pytest.mark.parametrize("config", MISSING)
+def test_missing_data_names_keys_its_data_config_has(config, tmp_path) -> None:
+    with pytest.raises(FileNotFoundError) as error:
+        MISSING[config](str(tmp_path))
+    message = str(error.value).replace(str(tmp_path), "")
+    keys = re.findall(r"\b(?:data|paths)\.[a-z_.]*[a-z_]", message)
+    assert "MEDFEW_DATA" in message and "data.source.root" in keys
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data={config}"])
+    for key in keys:
+        parent, name = key.rsplit(".", 1)
+        assert name in OmegaConf.select(cfg, parent).keys(), f"{key}, named in {message!r}, is not a key of data={config}"
 
 
 def test_missing_files_are_named(tmp_path) -> None:

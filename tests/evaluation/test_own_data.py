@@ -124,3 +124,22 @@ def test_a_changed_weights_file_is_another_learner(breastmnist, compose_root, tm
     compare(compose_root("config", tmp_path / "run", overrides))
     hashes = [row["learner_hash"] for row in read_rows(tmp_path / "run" / "results.csv")]
     assert len(hashes) == 2 and hashes[0] != hashes[1]  # scored again, not reused
+
+
+def test_a_class_missing_from_test_is_named_in_the_log_and_the_summary(compose_root, tmp_path, caplog):
+    """train/ holds a, b and rare; test/ only a and b: rare is never scored."""
+    pixels = torch.randint(0, 256, (18, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)).numpy()
+    images = iter(pixels)
+    for part, classes in (("train", ("a", "b", "rare")), ("test", ("a", "b"))):
+        for name in classes:
+            (tmp_path / "images" / part / name).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(next(images)).save(tmp_path / "images" / part / name / f"{i}.png")
+    overrides = [
+        "data=image_folder", f"data.source.path={tmp_path / 'images'}", "data.image_size=16", "protocol.per_class=[1]",
+        "protocol.fractions=[]", "seeds=[0]", "learners=[logreg_pixels]", "report.reference=logreg_pixels",
+    ]  # fmt: skip
+    compare(compose_root("config", tmp_path / "run", overrides))
+    assert "classes missing from test: fold official: rare (in train, not in test: never scored;" in caplog.text
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "- classes missing from test: fold official: rare (in train, not in test: never scored; balanced accuracy" in summary

@@ -1,5 +1,6 @@
 """Both protocols on the real data: what learners may see, what they are scored on, hashes."""
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def test_label_budget_counts_the_one_label_per_class_minimum():
     protocol = LabelBudgetProtocol(data, per_class=[2], fractions=[0.01, 0.1, 1.0])
     # 0.1: round(3.0) + round(0.4) raised to 1; 0.01: one each
     assert [protocol.budget(s) for s in protocol.settings()] == [(4, 34), (2, 34), (4, 34), (34, 34)]
+
+
+@pytest.mark.parametrize(
+    "budget, asked",
+    [
+        ({"per_class": [1]}, "protocol.per_class = 1: lower protocol.per_class or give 'rare' more train images"),
+        ({"fractions": [0.5]}, "protocol.fractions = 0.5 labels at least 1: give 'rare' train images"),
+    ],
+)
+def test_a_class_without_train_images_is_refused_naming_the_part_and_the_key(budget, asked):
+    labels = torch.tensor([0] * 4 + [1] * 4 + [0, 1, 2])
+    split = np.array(["train"] * 8 + ["test"] * 3)
+    data = ImageData(torch.zeros(11, 1, 4, 4, dtype=torch.uint8), labels, ("a", "b", "rare"), split=split, name="toy")
+    with pytest.raises(ValueError, match=re.escape(f"toy: class 'rare' has 0 images in train (1 in all parts); {asked}")):
+        LabelBudgetProtocol(data, **budget)
 
 
 def test_one_class_is_refused_by_both_protocols(bloodcells):

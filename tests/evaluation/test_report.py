@@ -2,12 +2,15 @@
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
 
 from medfew.evaluation.plots import plot_bars, plot_lines
 from medfew.evaluation.report import SMOKE, markdown, summarize, summary_table, to_frame, write_report
@@ -124,6 +127,27 @@ def test_only_learners_above_chance_are_bolded_ece_included():
     assert not any(cells["per_class=5"]["best"] for cells in at_chance["results"]["ece"].values()) and "**0." not in text
 
 
+def test_a_mean_at_chance_after_float32_rounding_is_never_bold():
+    # 0.5 as a float32 mean reads back as 0.5000000059604645: above 0.5 only by rounding
+    rows = [row("guess", s, 0.5000000059604645) for s in range(3)] + [row("worse", s, 0.4) for s in range(3)]
+    summary, text = report(rows, metrics=("bal_acc", "auroc", "macro_f1"), reference=None)
+    assert not any(c["best"] for by_learner in summary["results"].values() for cells in by_learner.values() for c in cells.values())
+    assert "**" not in text.split("## ", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "rows, instead",
+    [
+        ([row("finetune", s, 0.7 + s / 10) for s in range(3)], "No paired tests: `finetune` is the only learner here."),
+        ([row("finetune", 0, 0.7), row("other", 0, 0.8)], "No paired tests: no learner has 2 or more units paired with `finetune`."),
+    ],
+)
+def test_the_dagger_is_explained_only_when_a_paired_test_ran(rows, instead):
+    summary, text = report(rows)
+    assert summary["reference"] == "finetune"
+    assert "†" not in text and instead in text
+
+
 def test_holm_correction_spans_the_table():
     # 6 seeds, other above finetune on every one: exact Wilcoxon p = 2 / 64 < 0.05 per comparison
     def rows(settings):
@@ -202,6 +226,27 @@ def test_summary_table_holds_numbers():
     assert np.isnan(single["low"]) and single["reason"] == "n = 1: no interval" and single["value"] == 10
 
 
+def draws(character: str) -> bool:
+    """Whether a font installed here, other than a box-for-everything one, has ``character``."""
+    fonts = [entry.fname for entry in font_manager.fontManager.ttflist if not entry.name.startswith("Last Resort")]
+    return any(ord(character) in FT2Font(font).get_charmap() for font in fonts)
+
+
+def test_class_names_in_other_scripts_are_drawn_or_named_once(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    confusion = json.dumps({"classes": ["肺炎", "Ödem", "α-cell"], "counts": [[2, 1, 0], [0, 3, 0], [1, 0, 2]]})
+    rows = [row(lr, s, 0.6 + s / 10, n_way=3, n_present=3, confusion=confusion) for lr in ("finetune", "other") for s in range(2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_report(rows, tmp_path, metrics=["bal_acc"], plot_metrics=["bal_acc"], n_resamples=200)
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    named = [r.getMessage() for r in caplog.records if "no installed font draws" in r.getMessage()]
+    if draws("肺"):
+        assert not named
+    else:  # Greek and accents: matplotlib's DejaVu Sans has them
+        assert len(named) == 1 and named[0].startswith("no installed font draws 肺炎: the plots show boxes there")
+        assert "fonts-noto-cjk" in named[0]
+
+
 def test_plots_one_setting_as_bars_and_confusions_in_a_grid(tmp_path: Path):
     learners = [f"learner{i}" for i in range(6)]
     rows = [row(lr, s, 0.6 + i / 20 + s / 50) for i, lr in enumerate(learners) for s in range(2)]
@@ -224,3 +269,19 @@ def test_a_budget_axis_names_the_labelled_images_behind_each_fraction():
     assert [t.get_text() for t in lines.get_xticklabels()] == ["1\n3-4 img", "100\n45-46 img"]
     assert bars.get_xlabel() == "learner (% of training labels: 1, 3-4 images)"
     plt.close(fig)
+
+
+def test_identical_splits_holds_only_when_each_seed_saw_the_same_tasks():
+    # both learners hold the splits x and y, but on other seeds: seed 0 of one is not seed 0 of the other
+    crossed = [row("finetune", 0, 0.7, split_hash="x"), row("finetune", 1, 0.8, split_hash="y")]
+    crossed += [row("other", 0, 0.6, split_hash="y"), row("other", 1, 0.7, split_hash="x")]
+    summary, text = report(crossed)
+    assert not summary["identical_splits"] and "split hashes differ" in text
+    same = [row(learner, seed, 0.7) for learner in ("finetune", "other") for seed in (0, 1)]
+    assert report(same)[0]["identical_splits"]
+
+
+def test_rows_of_one_seed_on_two_episode_sets_are_never_pooled():
+    rows = [row("finetune", 0, 0.7, split_hash="x", episode=0), row("finetune", 0, 0.5, split_hash="y", episode=1)]
+    with pytest.raises(ValueError, match=r"finetune, fold 'official', per_class=5, seed 0: rows of different tasks .* split_hash x vs y"):
+        report(rows)

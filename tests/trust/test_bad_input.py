@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
-from medfew import files
+from medfew import apps, files
 from medfew.evaluation import compare
 from medfew.evaluation.results import ResultsFile
 from medfew.files import RunLock
@@ -80,12 +80,31 @@ def test_unreachable_wandb_server_falls_back_to_offline(scripts, tmp_path):
         (["data=bloodcells", "protocol=label_budget"], ValueError, r"pbc_bloodcells_64.npz has no official split.*data.split=stratified.*data.split=kfold"),
         (["data=bloodcells", "protocol=episodes", "data.split=kfold"], ValueError, r"data.split=kfold cuts images .* the episodes protocol splits by class"),
         (["data=bloodcells", "protocol=episodes", "episodes=0"], ValueError, r"the episodes protocol needs n_episodes >= 1 \(protocol.n_episodes / episodes\), got 0"),
+        (["seeds=[0,1,0]"], ValueError, r"seeds = \[0, 1, 0\] lists seed 0 more than once; give each seed once"),
+        (["learners=[ssl_prototype]", "+learner_overrides.ssl_prototype.pretrain.lr=-0.1"], ValueError, r"learner_overrides.ssl_prototype.pretrain.lr must be > 0, got -0.1"),
+        (["learners=[finetune]", "+learner_overrides.finetune.weight_decay=-1"], ValueError, r"learner_overrides.finetune.weight_decay must be >= 0, got -1"),
     ],
 )
 def test_bad_run_settings_stop_before_any_scoring(overrides, error, message, bloodcells, breastmnist, compose_root, tmp_path):
     with pytest.raises(error, match=message):
         compare(compose_root("config", tmp_path, ["learners=[prototype_pixels]", *overrides]))
     assert not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "root, overrides, message",
+    [
+        ("pretrain", ["ssl.lr=-0.1"], r"ssl.lr must be > 0, got -0.1"),
+        ("pretrain", ["ssl.warmup_steps=-5"], r"ssl.warmup_steps must be >= 0, got -5"),
+        ("pretrain", ["ssl=byol", "ssl.method.momentum=1.5"], r"ssl.method.momentum must be in \[0, 1\], got 1.5"),
+        ("metatrain", ["learner=maml", "learner.meta_training.lr=0"], r"learner.meta_training.lr must be > 0, got 0"),
+    ],
+)
+def test_bad_training_settings_are_named_before_any_training(root, overrides, message, bloodcells, compose_root, tmp_path):
+    app = {"pretrain": apps.pretrain, "metatrain": apps.metatrain}[root]
+    with pytest.raises(ValueError, match=message):
+        app(compose_root(root, tmp_path, ["debug=smoke", *overrides]))
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("results.csv"))
 
 
 def test_a_second_run_in_the_same_folder_stops_at_once(breastmnist, compose_root, tmp_path):
