@@ -112,3 +112,10 @@ def compose_root():
     """``compose_root(name, out, overrides)``; the Hydra state it sets is cleared after the test."""
     yield compose_root_config
     HydraConfig.instance().cfg = None
+
+
+@pytest.fixture(scope="module")
+def compose_root_module():
+    """``compose_root`` for module-scoped fixtures; the Hydra state is cleared after the module."""
+    yield compose_root_config
+    HydraConfig.instance().cfg = None

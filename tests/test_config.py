@@ -76,3 +76,17 @@ def test_smoke_keeps_an_epoch_budget_in_epochs(compose_root, tmp_path):
     learner = with_learner(cfg, "ssl_finetune", cfg.learner_overrides.ssl_finetune).learner
     apply_knobs(learner, cfg.knobs)
     assert (learner.pretrain.steps, learner.pretrain.epochs, learner.steps) == (None, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "budget, knob, path",
+    [
+        ("debug=smoke", "knobs.meta_training.steps_per_epoch=5", "meta_training.steps_per_epoch"),
+        ("budget=cpu", "knobs.pretrain.steps=1000", "pretrain.steps"),
+    ],
+)
+def test_every_knob_of_a_budget_can_be_changed_on_the_command_line(compose_root, tmp_path, budget, knob, path):
+    cfg = compose_root("config", tmp_path, [budget, knob])
+    learner = with_learner(cfg, "pmf").learner
+    apply_knobs(learner, cfg.knobs)
+    assert OmegaConf.select(learner, path) == int(knob.split("=")[1])

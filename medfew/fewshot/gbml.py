@@ -20,6 +20,13 @@ Evaluation (module in eval mode, or autograd off): the clone is detached from th
 meta-parameters before adapting and first-order steps are taken, so evaluating many
 episodes neither builds second-order graphs nor grows memory (a known learn2learn issue).
 Episodes with fewer classes than the head use its first n_way outputs.
+
+Zero head (``zero_head``): each episode's clone starts with an all-zero head, the "zeroing trick"
+of Kao et al., "MAML is a Noisy Contrastive Learner in Classification", ICLR 2022,
+https://arxiv.org/abs/2106.15367. A head initialised at random (or meta-learned across
+episodes whose labels are shuffled) biases every prediction; from zero, the first inner step
+turns the head into the support's centred class means, so even a few small inner steps give a
+nearest-mean rule, where a random head with the papers' inner step size (0.01) stays at chance.
 """
 
 from __future__ import annotations
@@ -48,6 +55,14 @@ def use_batch_statistics(module: nn.Module) -> nn.Module:
     return module
 
 
+def zero_last_linear(clone: nn.Module) -> None:
+    """Set the weight and bias of the last linear layer of a learn2learn clone to zero, keeping the
+    graph to the meta-parameters (their gradient through it is zero)."""
+    head = [module for module in clone.modules() if isinstance(module, nn.Linear)][-1]
+    for name, value in head._parameters.items():
+        head._parameters[name] = value * 0
+
+
 @dataclass(frozen=True)
 class AdaptedNetwork:
     """An episode's adapted classifier: body + adapted clone; its first ``n_way`` outputs count."""
@@ -68,6 +83,7 @@ class GradientMetaLearner(EpisodicLearner):
         first_order: drop second-order terms of the meta-gradient (FOMAML).
         meta_train_steps, meta_training, pretrain: see ``EpisodicLearner``; after SSL pretraining
             the export is split again (``use_backbone``) with a new head.
+        zero_head: start each episode's inner loop from an all-zero head (see the module docstring).
     """
 
     def __init__(
@@ -81,13 +97,14 @@ class GradientMetaLearner(EpisodicLearner):
         meta_train_steps: int = 0,
         meta_training: MetaTraining | None = None,
         pretrain: Pretrain | None = None,
+        zero_head: bool = False,
     ) -> None:
         super().__init__(backbone, pretrain, None, meta_train_steps, meta_training)
         if min(n_way, inner_steps, eval_inner_steps) < 1:
             raise ValueError(
                 f"n_way, inner_steps and eval_inner_steps must be >= 1, got {n_way}, {inner_steps}, {eval_inner_steps}"
             )
-        self.n_way, self.inner_lr, self.first_order = n_way, inner_lr, first_order
+        self.n_way, self.inner_lr, self.first_order, self.zero_head = n_way, inner_lr, first_order, zero_head
         self.inner_steps, self.eval_inner_steps = inner_steps, eval_inner_steps
         self.use_backbone(self.require_backbone())
 
@@ -119,6 +136,8 @@ class GradientMetaLearner(EpisodicLearner):
             learner = self.adaptive.clone()
             if not meta:
                 detach_module(learner, keep_requires_grad=True)
+            if self.zero_head:
+                zero_last_linear(learner)
             for _ in range(self.inner_steps if self.training else self.eval_inner_steps):
                 loss = F.cross_entropy(learner(features)[:, :n_way], support_labels)
                 learner.adapt(loss, first_order=None if meta else True)

@@ -90,3 +90,19 @@ def test_head_smaller_than_the_episode_is_refused(episode, tiny_conv4):
     learner = MAML(tiny_conv4, n_way=2)
     with pytest.raises(ValueError, match="3 classes but this learner's head has 2 outputs"):
         learner.adapt(episode.support, episode.support_labels)
+
+
+def test_a_zero_head_makes_the_first_inner_step_a_class_mean_rule(tiny_conv4):
+    """From a zero head, one inner step of ANIL sets head row k to inner_lr x the mean over the support
+    of (y_k - 1 / n_way) f: the support's centred class means; the meta-parameters keep their head."""
+    torch.manual_seed(0)
+    learner = ANIL(tiny_conv4, n_way=2, inner_lr=0.01, eval_inner_steps=1, zero_head=True).eval()
+    images = torch.cat([torch.full((4, 3, 32, 32), 0.2), torch.full((4, 3, 32, 32), 0.8)]) + 0.05 * torch.rand(8, 3, 32, 32)
+    labels = torch.arange(2).repeat_interleave(4)
+    before = learner.adaptive.module.weight.detach().clone()
+    state = learner.adapt(images, labels)
+    features = learner.body(images).detach()
+    expected = 0.01 * (F.one_hot(labels).float() - 0.5).T @ features / len(labels)
+    torch.testing.assert_close(state.network[1].module.weight, expected)
+    assert (learner.predict(state, images).argmax(dim=1) == labels).all()
+    assert torch.equal(learner.adaptive.module.weight, before)

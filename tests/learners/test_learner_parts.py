@@ -59,7 +59,7 @@ def test_channels_last_trains_a_copy_in_nhwc_that_predicts_as_nchw():
 def test_pretrain_step_replaces_the_backbone(tmp_path: Path):
     calls = []
 
-    def pretrain(unlabeled, workdir, seed, cache=None):
+    def pretrain(unlabeled, workdir, seed, cache=None, monitor=None):
         calls.append((len(unlabeled), workdir, seed, cache))
         torch.manual_seed(123)
         return save_backbone(conv4(), workdir / "backbone.safetensors")
@@ -90,3 +90,16 @@ def test_prototype_probabilities_closed_form():
     probs = learner.predict(state, torch.tensor([[1.5, 0.0]]).view(1, 1, 1, 2))
     expected = torch.softmax(torch.tensor([-2.25, -0.25]), dim=0)
     assert torch.allclose(probs[0], expected)
+
+
+def test_centred_prototypes_keep_brightness_that_l2_normalisation_loses():
+    """Flat dark and bright images: L2 normalisation alone maps both to one direction (every query
+    ties), centring on the mean of the class means first (CL2N) separates them."""
+    images = torch.cat([torch.full((3, 1, 4, 4), 0.1), torch.full((3, 1, 4, 4), 0.9)])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    l2 = NearestCentroid(None, normalize=True)
+    torch.testing.assert_close(l2.predict(l2.adapt(images, labels), images), torch.full((6, 2), 0.5))
+    centred = NearestCentroid(None, normalize=True, center=True)
+    state = centred.adapt(images, labels)
+    torch.testing.assert_close(state.centre, torch.full((16,), 0.5))
+    assert (centred.predict(state, images).argmax(dim=1) == labels).all()
