@@ -51,7 +51,7 @@ LONG = {"steps": 1000, "batch_size": 128}
 def config(method: str, args: argparse.Namespace) -> DictConfig:
     overrides = [
         f"ssl={method}", f"backbone={args.backbone}", "augment=microscopy", f"data.image_size={args.image_size}",
-        f"ssl.steps={args.steps}", f"ssl.batch_size={args.batch_size}", "logger=none", f"seed={args.seed}",
+        f"ssl.steps={args.steps}", "ssl.epochs=null", f"ssl.batch_size={args.batch_size}", "logger=none", f"seed={args.seed}",
         f"monitor_per_class={args.monitor_per_class}", "trainer.enable_progress_bar=false",
         f"ssl.zero_init_last={str(args.zero_init_last).lower()}", *args.override,
     ]

@@ -1,4 +1,4 @@
-"""``python -m medfew run|pretrain|metatrain|audit|gather ...``, the same as the ``medfew`` command."""
+"""``python -m medfew run|plan|pretrain|metatrain|audit|fit|predict|gather ...``, the same as the ``medfew`` command."""
 
 from medfew.cli import main
 

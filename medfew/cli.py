@@ -1,4 +1,4 @@
-"""The ``medfew`` command: ``medfew run|pretrain|metatrain|audit|gather [overrides]``.
+"""The ``medfew`` command: ``medfew run|plan|pretrain|metatrain|audit|fit|predict|gather [overrides]``.
 
 Each command is a Hydra app over the configs shipped in the package (``pkg://medfew.configs``),
 so it works from any folder after ``pip install .``; ``hydra.searchpath=[file:///abs/configs]``
@@ -22,25 +22,31 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from medfew import apps
 from medfew.console import configure_console
 from medfew.files import check_writable
 
 CONFIGS = "pkg://medfew.configs"
-#: command -> (root config, app)
-APPS: dict[str, tuple[str, Callable[[DictConfig], Any]]] = {
-    "run": ("config", apps.run),
-    "pretrain": ("pretrain", apps.pretrain),
-    "metatrain": ("metatrain", apps.metatrain),
-    "audit": ("audit", apps.audit),
+#: command -> (root config, its function in ``medfew.apps``, imported when the command runs: torch and
+#: Lightning load then, so that ``medfew --help`` answers at once)
+APPS: dict[str, tuple[str, str]] = {
+    "run": ("config", "run"),
+    "plan": ("config", "plan"),
+    "pretrain": ("pretrain", "pretrain"),
+    "metatrain": ("metatrain", "metatrain"),
+    "audit": ("audit", "audit"),
+    "fit": ("fit", "fit"),
+    "predict": ("predict", "predict"),
 }
-USAGE = """usage: medfew {run,pretrain,metatrain,audit} [key=value ...]   (Hydra overrides, --help, --cfg job, -m)
+USAGE = """usage: medfew {run,plan,pretrain,metatrain,audit,fit,predict} [key=value ...]   (Hydra overrides, --help, --cfg job, -m)
        medfew gather <sweep folder>
 
   run        compare learners under one protocol (configs: config.yaml)
+  plan       what run would do with the same overrides, and how long it would take; scores nothing
   pretrain   self-supervised pretraining, exports a backbone (pretrain.yaml)
   metatrain  meta-train one learner, test on novel classes (metatrain.yaml)
   audit      exact / near-duplicate images across splits (audit.yaml)
+  fit        train one learner on the labelled images, write a model bundle (fit.yaml)
+  predict    a model bundle applied to new images: predictions.csv, Grad-CAM (predict.yaml)
   gather     merge a sweep's jobs into one comparison table"""
 
 
@@ -50,13 +56,15 @@ def hydra_app(command: str, argv: Sequence[str] | None = None) -> Callable[[], N
     ``argv``, the whole command line, is put back into ``sys.argv`` once Hydra has read its
     overrides, so that DDP worker processes (Lightning restarts ``sys.argv``) run the same command.
     """
-    config_name, app = APPS[command]
+    config_name, app_name = APPS[command]
 
     def main(cfg: DictConfig) -> None:
         if argv is not None:
             sys.argv = list(argv)
         configure_console(cfg.get("verbose", False))
-        app(cfg)
+        from medfew import apps
+
+        getattr(apps, app_name)(cfg)
 
     return hydra.main(version_base="1.3", config_path=CONFIGS, config_name=config_name)(main)
 
@@ -135,4 +143,4 @@ def dispatch(argv: Sequence[str] | None = None) -> None:
     hydra_app(command, full)()
 
 
-run, pretrain, metatrain, audit = (hydra_app(command) for command in APPS)
+run, plan, pretrain, metatrain, audit, fit, predict = (hydra_app(command) for command in APPS)

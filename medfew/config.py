@@ -36,6 +36,16 @@ def folder_name(text: str) -> str:
 OmegaConf.register_new_resolver("folder_name", folder_name, replace=True)
 
 
+def path_name(text: str) -> str:
+    """The last part of a path as one folder name; for a model bundle (``<run>/model``), its run's name."""
+    path = Path(str(text).rstrip("/\\"))
+    return folder_name((path.parent.name if path.name == "model" else path.name) or "input")
+
+
+# ${path_name:...} in configs/predict.yaml: a predict run is named after its input and its model
+OmegaConf.register_new_resolver("path_name", path_name, replace=True)
+
+
 def leaf_paths(node: DictConfig, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Key paths of ``node``'s leaves, without resolving interpolations (``${backbone}`` is a leaf)."""
     for key in node.keys():

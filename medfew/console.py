@@ -4,9 +4,11 @@
 is first imported. It hides, and only hides:
 
 - Lightning's per-Trainer INFO lines: device availability, the litlogger tip, "Loading
-  `train_dataloader` to estimate ...", "`Trainer.fit` stopped: `max_epochs=...` reached" and,
+  `train_dataloader` to estimate ...", "`Trainer.fit` stopped: `max_epochs=...` reached", the
+  mixed precision in use, "`Trainer(limit_...=1)` was configured ..." and,
   on GPUs, "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES ...";
-- the FutureWarning that Lightning's own ``_pytree`` module triggers in torch (LeafSpec);
+- the FutureWarning that Lightning's own ``_pytree`` module triggers in torch (LeafSpec), and its
+  warning that an epoch has fewer batches than ``log_every_n_steps`` (a small SSL pool);
 - the "Gym has been unmaintained ..." notice that gym prints when learn2learn imports it;
 - W&B's console lines (``WANDB_SILENT=true`` unless already set; medfew logs where the run went).
 """
@@ -27,6 +29,7 @@ LIGHTNING_CHATTER = {
     "pytorch_lightning.utilities.rank_zero": (
         "GPU available:", "TPU available:", "HPU available:", "IPU available:", "💡 Tip:",
         "Loading `train_dataloader` to estimate", "`Trainer.fit` stopped: `max_",
+        "Using bfloat16 Automatic Mixed Precision", "Using 16bit Automatic Mixed Precision", "`Trainer(limit_",
     ),
     "pytorch_lightning.accelerators.cuda": ("LOCAL_RANK:",),
 }  # fmt: skip
@@ -34,6 +37,8 @@ LIGHTNING_CHATTER["lightning_fabric.utilities.rank_zero"] = LIGHTNING_CHATTER["p
 #: (message regex, category, module regex) of warnings about third-party internals, not about a run
 KNOWN_WARNINGS = [
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"pytorch_lightning\.utilities\._pytree"),
+    # a small pool's epoch is shorter than the logging interval: every step's loss is still in metrics.csv
+    (r"The number of training batches \(\d+\) is smaller than the logging interval", UserWarning, r"pytorch_lightning\."),
 ]
 
 

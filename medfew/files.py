@@ -9,6 +9,7 @@ live run is using.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -62,6 +63,18 @@ def check_writable(folder: str | os.PathLike, role: str = "run folder") -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """``write_atomic`` for a text file."""
     return write_atomic(path, lambda temporary: temporary.write_text(text))
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: list[str]) -> Path:
+    """``write_atomic`` for a CSV file of ``rows`` under a ``columns`` header (a header only when there are no rows)."""
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return write_atomic(path, write)
 
 
 def write_json(path: str | os.PathLike, value: Any) -> Path:

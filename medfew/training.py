@@ -37,7 +37,7 @@ def resolve_precision(precision: str | int, device_type: str) -> str | int:
     """``auto`` -> ``bf16-mixed`` where ``device_type`` has bf16 hardware, else ``16-mixed`` on CUDA
     and ``32-true`` elsewhere; any other (Lightning) value is returned as is.
 
-    bf16-mixed was the faster one for every network measured on an AVX512-BF16 CPU (BENCHMARKS.md, part 4).
+    bf16-mixed was the faster one for every network measured on an AVX512-BF16 CPU (BENCHMARKS.md, "Speed").
     """
     if precision != "auto":
         return precision

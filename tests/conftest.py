@@ -1,5 +1,6 @@
 """Shared fixtures: real data from ../shared/data (skip on a user's machine, fail under CI)."""
 
+import errno
 import os
 from functools import partial
 from pathlib import Path
@@ -11,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from medfew import files
 from medfew.data import ImageData, class_split, load_labelled_npz, load_medmnist, preprocess
 from medfew.models import create_backbone
 
@@ -119,3 +121,20 @@ def compose_root_module():
     """``compose_root`` for module-scoped fixtures; the Hydra state is cleared after the module."""
     yield compose_root_config
     HydraConfig.instance().cfg = None
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """From the second save of results.csv on, every save fails as on a full disk; returns the
+    list of save attempts (its ``restore()`` gives back the real ``os.replace``)."""
+    real_replace, saves = os.replace, []
+
+    def replace(source, target):
+        if Path(target).name == "results.csv":
+            saves.append(target)
+            if len(saves) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    return saves

@@ -9,14 +9,15 @@ from kornia.color import rgb_to_grayscale
 from medfew.data.dataset import ImageData
 
 
-def resize_images(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
-    """Antialiased bilinear resize of uint8 (N, C, H, W) images to (N, C, size, size)."""
-    if images.shape[-2:] == (size, size):
+def resize_images(images: torch.Tensor, size: int | tuple[int, int], chunk: int = 1024) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 (N, C, H, W) images to (N, C, size, size), or to (height, width) = ``size``."""
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if images.shape[-2:] == shape:
         return images
     # filled chunk by chunk: no concatenated second copy, and the float copies freed after it leave no hole under it
-    out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
+    out = torch.empty((*images.shape[:2], *shape), dtype=torch.uint8)
     for part, target in zip(images.split(chunk), out.split(chunk)):
-        resized = F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        resized = F.interpolate(part.float(), size=shape, mode="bilinear", antialias=True, align_corners=False)
         target.copy_(resized.round_().clamp_(0, 255))
     return out
 

@@ -5,7 +5,10 @@ split or k-fold cross-validation). For each fold, learner (found by name, see
 ``medfew.learners.registry``) and seed, a fresh learner is instantiated with that seed,
 prepared on what the protocol allows (once per seed when the protocol's context does not
 depend on the setting, else once per setting) and scored on the protocol's tasks. SSL
-pretraining runs once per pool, seed and settings in ``<paths.cache_dir>/ssl``. Rows go to
+pretraining runs once per pool, seed and settings in ``<paths.cache_dir>/ssl``. Before the
+first task the plan of the run is measured and logged (``medfew.evaluation.plan``): with
+``time_limit`` its budgets are scaled to fit, and a run past its limit stops after the task it
+is on (``medfew.evaluation.progress``); torch uses ``threads`` threads. Rows go to
 ``results.csv`` as each block finishes and at least once a minute within one; tasks already
 there (same fold fingerprint, learner config hash, setting, seed, split hash and episode) are
 skipped, so rerunning the same command resumes where it stopped. A run folder holding results
@@ -31,30 +34,39 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from medfew.config import apply_knobs, check_keys, check_seeds, check_training_settings, record_command
+from medfew.config import apply_knobs, check_keys, check_seeds, check_training_settings, flat_knobs, record_command
 from medfew.data.dataset import ImageData
+from medfew.data.exclusion import exclusion_note
 from medfew.data.stratify import describe_groups
+from medfew.evaluation.curves import check_target
 from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, load_data, make_folds, record, warn_missing_classes
 from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
+from medfew.evaluation.costs import measure
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
+from medfew.evaluation.plan import ORDER, Plan, apply_scaling, duration, fit_to_limit, learner_plan, scaling, what_fits
+from medfew.evaluation.progress import Progress, TimeLimitReached
 from medfew.evaluation.protocols import Task
 from medfew.evaluation.report import LABELLED, span, summary_table, write_report
 from medfew.evaluation.results import ResultsFile, row_key
+from medfew.evaluation.robustness import Condition, Robustness
 from medfew.files import RunLock, write_json, write_text
 from medfew.hashing import content_hash
 from medfew.learners.base import Learner, PrepareContext
 from medfew.learners.registry import learner_config, with_learner
 from medfew.seeding import derive_seed
 from medfew.tracking import log_comparison
-from medfew.training import accelerator_device
+from medfew.threads import use_threads
+from medfew.training import accelerator_device, resolve_precision
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_S = 60.0  # a killed run loses at most this much scoring
+PLAN_RECORD = "plan.json"  # a run folder's time-limit scaling, reused by a rerun with the same limit
+TRANSDUCTIVE = "transductive"  # the summary header's mark of a run whose SSL pool held the test images
+POOL_ALL = "SSL pretrained on every image, test images included, without their labels (protocol.unlabeled_pool=all)"
 
 
 def compare(cfg: DictConfig) -> dict[str, Any]:
@@ -63,21 +75,26 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
     Under DDP (``trainer=ddp``) every process prepares the learners (meta-training, SSL) together;
     only the first scores, writes and reports, and the others return an empty summary.
     """
-    out, primary = Path(cfg.paths.output_dir), rank_zero_only.rank == 0
+    out, primary, start = Path(cfg.paths.output_dir), rank_zero_only.rank == 0, time.monotonic()
     with RunLock(out) if primary else contextlib.nullcontext():
         results = ResultsFile(out / "results.csv")
         if primary:
             results.check_writable()  # now, not after hours of scoring that could not be saved
+        set_threads(cfg)
         learners = learner_configs(cfg)
-        settings = {name: OmegaConf.to_container(node.learner, resolve=True) for name, node in learners.items()}
-        resolved = OmegaConf.to_container(cfg, resolve=True) | {"learner_settings": settings}
         check_seeds(cfg.seeds)
+        check_target(cfg.report.get("target"), cfg.report.metrics)  # now, not after the scoring
         check_backbone(cfg)
         data = load_data(cfg.data)
-        findings = {"label conflicts": warn_label_conflicts(data)}
+        findings = {"excluded": exclusion_note(cfg.data.get("exclude")), "label conflicts": warn_label_conflicts(data)}
         folds, leakage = make_folds(cfg, data)
         findings["leakage"] = leakage_note(leakage)
         findings["classes missing from test"] = warn_missing_classes(folds)
+        plan, folds = plan_run(cfg, data, folds, learners, results, out, start) if primary else (None, folds)
+        if plan is not None:
+            log.info("%s", "\n".join(plan.lines()))
+        settings = {name: OmegaConf.to_container(node.learner, resolve=True) for name, node in learners.items()}
+        resolved = OmegaConf.to_container(cfg, resolve=True) | {"learner_settings": settings}
         if primary:  # refused before anything in the folder is rewritten
             check_run_folder(out, record(cfg, folds), results, folds)
             record_command(cfg, out)
@@ -85,17 +102,44 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
             write_json(out / "leakage.json", leakage if len(leakage) > 1 else next(iter(leakage.values())))
         run = instantiate(cfg.logger, _partial_=True)(config=resolved)
         hashes = {name: learner_hash(learner) for name, learner in settings.items()}
-        with logging_redirect_tqdm(), progress(cfg, folds, hashes, results, primary) as bar:
-            for name, node in learners.items():
-                run_learner(cfg, folds, name, node, hashes[name], results, out, run, bar)
+        quiet_trainers(cfg, learners)
+        total = sum(map(sum, todo_counts(cfg, folds, hashes, results).values()))
+        limit_s, walls, stopped = None if cfg.time_limit is None else 60 * cfg.time_limit, {}, ""
+        with logging_redirect_tqdm(), Progress(plan, total, start, limit_s, show=primary) as bar:
+            try:
+                for name, node in learners.items():
+                    began = time.monotonic()
+                    try:
+                        run_learner(cfg, folds, name, node, hashes[name], results, out, run, bar)
+                    finally:
+                        walls[name] = time.monotonic() - began
+            except TimeLimitReached as reached:
+                stopped = str(reached)
+                log.warning("%s", stopped)
         if not primary:
             return {}
         current = {(f.name, f.data_hash) for f in folds}
         rows = [r for r in results.read() if hashes.get(r["learner"]) == r["learner_hash"] and (r["fold"], r["data_hash"]) in current]
-        summary = write_report(rows, out, header=header(cfg, data, folds, findings), **cfg.report)
+        if not rows:  # the time limit passed before the first task
+            return {}
+        timing = timing_record(plan, walls, time.monotonic() - start, cfg.threads, stopped)
+        summary = write_report(rows, out, header=header(cfg, data, folds, findings), timing=timing, **cfg.report)
         if run is not None:
             log_comparison(run, summary, summary_table(summary), out)
     return summary
+
+
+def plan_only(cfg: DictConfig) -> Plan:
+    """The plan ``compare(cfg)`` would print first (``medfew plan``): the stages' costs measured here, nothing scored
+    and nothing written to the run folder; with a time limit, what it would scale, or why it would refuse."""
+    out, start = Path(cfg.paths.output_dir), time.monotonic()
+    set_threads(cfg)
+    learners = learner_configs(cfg)
+    check_seeds(cfg.seeds)
+    check_backbone(cfg)
+    data = load_data(cfg.data)
+    folds, _ = make_folds(cfg, data)
+    return plan_run(cfg, data, folds, learners, ResultsFile(out / "results.csv"), out, start, keep=False)[0]
 
 
 def learner_configs(cfg: DictConfig) -> dict[str, DictConfig]:
@@ -163,6 +207,7 @@ def header(cfg: DictConfig, data: ImageData, folds: list[Fold], findings: dict[s
         "split": describe_split(cfg, data, folds[0].groups) if folds[0].protocol.cuts_images else folds[0].protocol.description,
         **({LABELLED: labelled} if (labelled := labelled_counts(folds)) else {}),
         **{name: found for name, found in findings.items() if found},
+        **({TRANSDUCTIVE: POOL_ALL} if folds[0].protocol.transductive else {}),
         "data fingerprints": {f.name: f.data_hash for f in folds},
     }
 
@@ -200,52 +245,161 @@ def searchpath() -> list[str]:
     return list(HydraConfig.get().searchpath) if HydraConfig.initialized() else []
 
 
-def progress(cfg: DictConfig, folds: list[Fold], hashes: dict[str, str], results: ResultsFile, show: bool) -> tqdm:
-    """One bar over every task left to score (learner x fold x seed x setting x episode); ``hashes``:
-    learner name -> learner_hash."""
+def todo_counts(cfg: DictConfig, folds: list[Fold], hashes: dict[str, str], results: ResultsFile) -> dict[tuple, list[int]]:
+    """(learner, fold, seed, setting name) -> the tasks left to score in each group of conditions scored together
+    (``Robustness.groups``: a task counts while any condition of its group lacks it); ``hashes``: learner name -> learner_hash."""
     done = {key: len(episodes) for key, episodes in results.scored().items()}
-    total = sum(
-        fold.protocol.n_tasks(setting) - done.get(row_key(identity(cfg, fold, name, hash_, setting, seed)), 0)
+    return {
+        (name, fold.name, seed, setting.name): [
+            fold.protocol.n_tasks(setting) - min(done.get(row_key(identity(cfg, fold, name, hash_, setting, seed, c)), 0) for c in group)
+            for group in fold.protocol.robustness.groups()
+        ]
         for fold in folds for name, hash_ in hashes.items() for seed in cfg.seeds for setting in fold.protocol.settings()
-    )  # fmt: skip
-    return tqdm(total=total, unit="task", desc="scoring", disable=None if show else True, dynamic_ncols=True, smoothing=0.05)
+    }  # fmt: skip
 
 
-def identity(cfg: DictConfig, fold: Fold, name: str, hash_: str, setting, seed: int) -> dict[str, Any]:
-    """The columns every row of one (fold, learner, setting, seed) block shares."""
+def set_threads(cfg: DictConfig) -> int:
+    """Set torch's threads from ``cfg.threads`` (a number or auto) and write the count back, for the plan and the rows."""
+    with open_dict(cfg):
+        cfg.threads = use_threads(cfg.threads)
+    return cfg.threads
+
+
+def quiet_trainers(cfg: DictConfig, learners: dict[str, DictConfig]) -> None:
+    """Hide the Lightning bars of the learners' inner stages unless ``verbose`` (after hashing: the display
+    changes no result); the run's own progress says when a stage starts and ends."""
+    if not cfg.get("verbose", False):
+        for node in learners.values():
+            if "trainer" in node:
+                OmegaConf.update(node, "trainer.enable_progress_bar", False, merge=False)
+
+
+def count_plan(
+    cfg: DictConfig, folds: list[Fold], learners: dict[str, DictConfig], results: ResultsFile, rates: dict, setup_s: float = 0.0
+) -> Plan:
+    """The plan of the run (``medfew.evaluation.plan``) from the measured ``rates`` and the tasks ``results`` lacks;
+    ``setup_s``: the seconds the command spent before it."""
+    hashes = {name: learner_hash(OmegaConf.to_container(node.learner, resolve=True)) for name, node in learners.items()}
+    todo, trained = todo_counts(cfg, folds, hashes, results), {}
+    every = sum(f.protocol.n_tasks(s) * len(f.protocol.robustness.groups()) for f in folds for s in f.protocol.settings()) * len(cfg.seeds)
+    plans = []
+    for name, node in learners.items():
+        scored = every - sum(sum(left) for key, left in todo.items() if key[0] == name)
+        plans.append(learner_plan(name, node.learner, folds, cfg.seeds, todo, scored, rates[name], Path(cfg.paths.cache_dir), trained))
+    settings = [s.name for s in folds[0].protocol.settings()]
+    counts = ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((len(folds), "fold"), (len(cfg.seeds), "seed"), (len(settings), "setting")))
+    shape = f"{cfg.data.name}, {folds[0].protocol.name}: {counts} ({', '.join(settings)})"
+    device = accelerator_device(cfg.device)
+    machine = f"{device}, {resolve_precision(cfg.trainer.precision, device)}, {cfg.threads} torch thread{'s' if cfg.threads != 1 else ''}"
+    return Plan(tuple(plans), shape, machine, episodes=cfg.protocol.get("n_episodes"), setup_s=setup_s)
+
+
+def plan_run(
+    cfg: DictConfig, data: ImageData, folds: list[Fold], learners: dict[str, DictConfig], results: ResultsFile, out: Path,
+    start: float, keep: bool = True,
+) -> tuple[Plan, list[Fold]]:
+    """Measure the stages' costs and plan the run; with ``time_limit``, scale the learners' budgets (in place) to fit it,
+    or refuse with the plan and what would fit. ``keep``: record the scaling in ``<out>/plan.json``, which a rerun of
+    the same command and limit reuses (the same settings, so it resumes); the folds are redrawn when episodes change."""
+    rates = measure(learners, folds[0], cfg.seeds[0], torch.device(accelerator_device(cfg.device)))
+    plan = count_plan(cfg, folds, learners, results, rates, time.monotonic() - start)
+    if cfg.time_limit is None:
+        return plan, folds
+    limit_s = check_limit(cfg) - (time.monotonic() - start)
+    floors = flat_knobs(cfg.time_limit_floors)
+    wanted = {knob for group in ORDER for knob in group}
+    if set(floors) != wanted:
+        raise KeyError(f"time_limit_floors must name exactly {sorted(wanted)}, got {sorted(floors)}")
+    saved = read_json(out / PLAN_RECORD) if keep else {}
+    reused = saved.get("time_limit") == cfg.time_limit
+    if reused:
+        changes = saved["scaled"]
+    else:
+        changes = scaling(plan, fit_to_limit(plan, limit_s, floors)[1], floors)
+    apply_scaling(learners, changes)
+    if "episodes" in changes:
+        with open_dict(cfg):
+            cfg.episodes = changes["episodes"][1]
+        folds = make_folds(cfg, data)[0]
+    plan = replace(count_plan(cfg, folds, learners, results, rates, time.monotonic() - start), scaled=changes)
+    if plan.seconds > limit_s and not reused:
+        options = what_fits(plan, limit_s, list(cfg.seeds), len(folds))
+        refusal = (
+            f"time_limit = {cfg.time_limit:g} min does not fit this run even with every budget at its floor (time_limit_floors): "
+            f"about {duration(plan.seconds)}; nothing was run.\n" + "\n".join(plan.lines())
+            + f"\nwould fit: {'; or '.join(options) if options else 'nothing smaller found: raise time_limit'}"
+        )
+        if keep:
+            raise ValueError(refusal)
+        log.warning("%s", refusal)
+    if keep:
+        write_json(out / PLAN_RECORD, {"time_limit": cfg.time_limit, "scaled": changes})
+    return plan, folds
+
+
+def check_limit(cfg: DictConfig) -> float:
+    """``time_limit`` in seconds, refused when not a positive number of minutes or under DDP (each process would scale alone)."""
+    limit = cfg.time_limit
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+        raise ValueError(f"time_limit must be a positive number of minutes (or null: no limit), got {limit!r}")
+    if "ddp" in str(cfg.trainer.get("strategy", "")):
+        raise ValueError(f"time_limit cannot scale a DDP run (trainer.strategy={cfg.trainer.strategy}); set time_limit=null")
+    return 60.0 * limit
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def timing_record(plan: Plan | None, walls: dict[str, float], wall_s: float, threads: int, stopped: str) -> dict[str, Any]:
+    """summary.json's ``timing``: the plan's estimates beside the wall times of this command, per learner and in all."""
+    estimated = plan.record() if plan is not None else {"estimated_s": None, "learners": {}, "scaled": {}}
+    learners = {name: estimated["learners"].get(name, {}) | {"wall_s": round(wall, 1)} for name, wall in walls.items()}
+    return estimated | {"wall_s": round(wall_s, 1), "threads": threads, "learners": learners, "stopped": stopped}
+
+
+def identity(cfg: DictConfig, fold: Fold, name: str, hash_: str, setting, seed: int, condition: Condition = Condition()) -> dict[str, Any]:
+    """The columns every row of one (fold, learner, setting, seed, robustness condition) block shares."""
+    split_hash = fold.protocol.robustness.split_hash(fold.protocol.split_hash(setting, seed), condition)
     return dict(
         dataset=cfg.data.name, protocol=fold.protocol.name, fold=fold.name, data_hash=fold.data_hash, learner=name,
         learner_hash=hash_, setting=setting.name, kind=setting.kind, value=setting.value, seed=seed,
-        split_hash=fold.protocol.split_hash(setting, seed),
+        split_hash=split_hash, threads=cfg.threads, **condition.columns(),
     )  # fmt: skip
 
 
 def run_learner(
-    cfg: DictConfig, folds: list[Fold], name: str, node: DictConfig, hash_: str, results: ResultsFile, out: Path, run: Any, bar: tqdm
+    cfg: DictConfig, folds: list[Fold], name: str, node: DictConfig, hash_: str, results: ResultsFile, out: Path, run: Any, bar: Progress
 ) -> None:
-    """Score learner ``name`` on every (fold, seed, setting, task) not yet in ``results``; log one line.
+    """Score learner ``name`` on every (fold, seed, setting, robustness condition, task) not yet in ``results``; log one line.
 
-    ``run`` (a W&B run or None) reaches ``prepare`` as ``context.logger``.
+    ``run`` (a W&B run or None) reaches ``prepare`` as ``context.logger``. Conditions that share training
+    labels share one ``adapt`` per task (``Robustness.groups``); with flipped labels, a protocol whose
+    preparation depends on the setting prepares on the same flipped labels.
     """
     scored, device = results.scored(), torch.device(accelerator_device(cfg.device))
     start, rows, kept = time.perf_counter(), [], 0
     for fold in folds:
         protocol, workdir = fold.protocol, out / "work" / f"{name}-{hash_}" / fold.name
         for seed in cfg.seeds:
-            learner = None
-            for setting in protocol.settings():
-                block = identity(cfg, fold, name, hash_, setting, seed)
-                resumed = scored.get(row_key(block), set())
-                kept += len(resumed)
-                todo = (task for task in protocol.tasks(setting, seed, device) if str(task.episode) not in resumed)
+            learner, prepared = None, None
+            for setting, group in ((s, g) for s in protocol.settings() for g in protocol.robustness.groups()):
+                blocks = [identity(cfg, fold, name, hash_, setting, seed, condition) for condition in group]
+                resumed = [scored.get(row_key(block), set()) for block in blocks]
+                kept += sum(map(len, resumed))
+                tasks = protocol.tasks(setting, seed, device)
+                todo = (task for task in tasks if any(str(task.episode) not in done for done in resumed))
                 first = next(todo, None)
                 if first is None:
                     continue
-                if learner is None or not protocol.shares_prepare:
+                key = f"{fold.data_hash}/{protocol.split_hash(setting, seed)}"  # seeds the corruptions and flips
+                if learner is None or not protocol.shares_prepare and prepared != (setting, group[0]):
                     context = replace(protocol.context(setting, seed, workdir), logger=run, cache=Path(cfg.paths.cache_dir))
-                    learner = build_learner(node.learner, name, context, device)
+                    if not protocol.shares_prepare:  # its context holds the task's training labels: flip them alike
+                        context = protocol.robustness.context(context, group[0], protocol.robustness.seed(seed, key, group[0], 0))
+                    learner, prepared = build_learner(node.learner, name, context, device), (setting, group[0])
                 if rank_zero_only.rank == 0:  # other DDP processes only help prepare
-                    rows += score_tasks(learner, name, chain([first], todo), block, results, bar)
+                    rows += score_tasks(learner, name, chain([first], todo), blocks, resumed, results, bar.at(blocks[0]), protocol.robustness, key)
     if rank_zero_only.rank != 0:
         return
     if rows:
@@ -258,16 +412,25 @@ def run_learner(
 
 
 def score_tasks(
-    learner: Learner, name: str, tasks: Iterable[Task], block: dict[str, Any], results: ResultsFile, bar: tqdm
+    learner: Learner, name: str, tasks: Iterable[Task], blocks: list[dict[str, Any]], resumed: list[set[str]],
+    results: ResultsFile, bar: Progress, robustness: Robustness = Robustness(), key: str = "",
 ) -> list[dict[str, Any]]:
-    """Score ``tasks``; rows reach ``results`` at least every ``SAVE_EVERY_S`` seconds and at the end."""
+    """Score ``tasks`` in each of ``blocks``' conditions that its episodes ``resumed`` lack; rows reach
+    ``results`` at least every ``SAVE_EVERY_S`` seconds and at the end. Past the time limit (``bar.out_of_time``)
+    the rows are saved and ``TimeLimitReached`` stops the run after the task just scored."""
     rows, unsaved, saved_at = [], [], time.monotonic()
     for task in tasks:
-        unsaved.append(block | score(learner, name, task, block["seed"]))
+        todo = [block for block, done in zip(blocks, resumed) if str(task.episode) not in done]
+        unsaved += score(learner, name, task, todo, robustness, key)
         bar.update()
-        if time.monotonic() - saved_at >= SAVE_EVERY_S:
+        if time.monotonic() - saved_at >= SAVE_EVERY_S or bar.out_of_time():
             save(results, unsaved)
             rows, unsaved, saved_at = rows + unsaved, [], time.monotonic()
+        if bar.out_of_time():
+            raise TimeLimitReached(
+                f"time_limit = {bar.limit_s / 60:g} min passed after {bar.done} of {bar.total} tasks; what was scored is saved "
+                "in results.csv and the same command resumes with the rest"
+            )
     if unsaved:
         save(results, unsaved)
     return rows + unsaved
@@ -295,12 +458,30 @@ def build_learner(learner_cfg: DictConfig, name: str, context: PrepareContext, d
     return learner.to(device)
 
 
-def score(learner: Learner, name: str, task: Task, seed: int) -> dict[str, Any]:
-    """Adapt on the task's support set, predict its query set; metrics and timings of one row."""
+def score(
+    learner: Learner, name: str, task: Task, blocks: list[dict[str, Any]], robustness: Robustness = Robustness(), key: str = ""
+) -> list[dict[str, Any]]:
+    """One row per block: adapt once on the task's support set (its training labels flipped by the blocks'
+    shared label noise), then predict the query images of each block's condition (corrupted or clean).
+
+    ``key`` (the fold and its tasks) and the run's seed seed the flips and corruptions, never the learner.
+    """
+    seed, conditions = blocks[0]["seed"], [Condition.from_row(block) for block in blocks]
+    task = robustness.training(task, conditions[0], robustness.seed(seed, key, conditions[0], task.episode))
     torch.manual_seed(derive_seed(seed, task.episode))  # same draws whether resumed or not
     start = time.perf_counter()
-    probs = learner.predict(learner.adapt(task.support, task.support_labels, task.val), task.query)
-    seconds = time.perf_counter() - start
+    state = learner.adapt(task.support, task.support_labels, task.val)
+    adapted, rows = time.perf_counter() - start, []
+    for block, condition in zip(blocks, conditions):
+        query = robustness.query(task, condition, robustness.seed(seed, key, condition, task.episode))
+        start = time.perf_counter()
+        probs = learner.predict(state, query)
+        rows.append(block | task_scores(name, task, probs, adapted + time.perf_counter() - start))
+    return rows
+
+
+def task_scores(name: str, task: Task, probs: torch.Tensor, seconds: float) -> dict[str, Any]:
+    """Metrics and timing of one task's query ``probs`` (the row's columns after its block's)."""
     n_way = len(task.classes)
     check_probabilities(probs, len(task.query), n_way, name)
     per_class = per_class_accuracy(probs, task.query_labels).tolist()

@@ -22,10 +22,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medfew.data.dataset import ImageData
+from medfew.data.exclusion import exclude_listed
 from medfew.data.preprocess import preprocess
 from medfew.data.splits import DataSplit, make_splits
 from medfew.evaluation.leakage import screen_leakage
 from medfew.evaluation.protocols import Protocol
+from medfew.evaluation.robustness import Condition
 from medfew.evaluation.results import ResultsFile
 from medfew.files import write_json
 from medfew.hashing import content_hash
@@ -49,9 +51,10 @@ class Fold:
 
 
 def load_data(data_cfg: DictConfig) -> ImageData:
-    """The dataset of ``data_cfg.source`` at ``image_size`` and ``channels``."""
+    """The dataset of ``data_cfg.source`` at ``image_size`` and ``channels``, without the images ``exclude`` lists."""
     check_image_size(data_cfg.image_size)
-    return preprocess(instantiate(data_cfg.source), data_cfg.image_size, data_cfg.channels)
+    data = preprocess(instantiate(data_cfg.source), data_cfg.image_size, data_cfg.channels)
+    return exclude_listed(data, data_cfg.exclude) if data_cfg.get("exclude") else data
 
 
 def check_image_size(size: Any) -> None:
@@ -150,19 +153,23 @@ def check_run_folder(out: Path, current: dict[str, Any], results: ResultsFile, f
 def check_tasks(path: Path, rows: list[dict[str, str]], folds: Sequence[Fold], saved: dict[str, Any], current: dict[str, Any]) -> None:
     """Refuse ``rows`` (of ``path``, all of the folds' data) scored on other tasks than the protocol now gives.
 
-    Each row's split hash must be the one the protocol gives its (fold, setting, seed), so that a
-    setting never pools two episode sets or labelled subsets; and, when data.json recorded the
+    Each row's split hash must be the one the protocol gives its (fold, setting, seed) and robustness
+    condition, so that a setting never pools two episode sets, labelled subsets, corruptions or label
+    flips; and, when data.json recorded the
     protocol, its options must be the same but for the lists of settings (new shots, seeds or
     learners extend a run folder; other n_way, n_query or unlabeled_pool would change every number).
     """
     protocols = {fold.name: fold.protocol for fold in folds}
-    for fold, setting, seed, found in sorted({(r["fold"], r["setting"], r["seed"], r["split_hash"]) for r in rows}):
-        drawn = {s.name: s for s in protocols[fold].settings()}
-        now = protocols[fold].split_hash(drawn[setting], int(seed)) if setting in drawn else found
+    blocks = {(r["fold"], r["setting"], r["seed"], Condition.from_row(r), r["split_hash"]) for r in rows}
+    for fold, setting, seed, condition, found in sorted(blocks, key=str):
+        protocol = protocols[fold]
+        drawn = {s.name: s for s in protocol.settings()}
+        now = protocol.robustness.split_hash(protocol.split_hash(drawn[setting], int(seed)), condition) if setting in drawn else found
         if found != now:
             same = "the settings are the same, so the tasks drawn from them changed (another medfew version?)"
+            where = "" if condition.clean else f", {condition.name}"
             raise ValueError(
-                f"{path} holds results of other tasks: fold '{fold}', {setting}, seed {seed} was scored on the episodes or "
+                f"{path} holds results of other tasks: fold '{fold}', {setting}{where}, seed {seed} was scored on the episodes or "
                 f"labelled images of split hash {found} there, {now} now; {differences(saved, current, same)}. {ELSEWHERE}"
             )
     kept = folds[0].protocol.setting_options

@@ -210,6 +210,55 @@ def plot_confusions(frame: pd.DataFrame, out: Path, summary: Mapping[str, Any]) 
     return paths
 
 
+def plot_curve(ax: Any, curve: Mapping[str, Any], color: Any, label: str) -> None:
+    """One learner's measured budgets (mean, CI), its fit (solid where measured, dashed beyond) and band."""
+    budgets = curve["budgets"]
+    n, means = np.array([b["n"] for b in budgets]), np.array([b["mean"] for b in budgets])
+    lows, highs = (np.array([np.nan if b[k] is None else b[k] for b in budgets], dtype=float) for k in ("low", "high"))
+    errors = np.nan_to_num([means - lows, highs - means]).tolist()
+    ax.errorbar(n, means, yerr=errors, fmt="o", capsize=3, elinewidth=0.8, color=color, label=label)
+    grid, fit = np.array(curve["curve"]["n"]), np.array(curve["curve"]["fit"])
+    inside = grid <= n.max() * 1.0001
+    ax.plot(grid[inside], fit[inside], color=color, linewidth=1.4)
+    ax.plot(grid[~inside], fit[~inside], color=color, linewidth=1.4, linestyle="--")
+    if curve["curve"]["low"] is not None:
+        ax.fill_between(grid, curve["curve"]["low"], curve["curve"]["high"], color=color, alpha=0.15, linewidth=0)
+    needed = curve["labels_needed"]
+    if needed and needed["n"] is not None:
+        ax.plot([needed["n"]], [needed["target"]], marker="X", markersize=9, color=color, markeredgecolor="black", zorder=5)
+
+
+def plot_learning_curves(summary: Mapping[str, Any], metrics: Sequence[str], out: Path) -> Path | None:
+    """learning_curves.png: per metric, each learner's fitted curve extrapolated with its band, the measured
+    budgets with their CIs, the target line and where each curve reaches it (X). None when no curve was fitted."""
+    curves = summary["learning_curves"]
+    metrics = [m for m in metrics if any(by_metric[m]["params"] for by_metric in curves.values())]
+    if not metrics:
+        return None
+    colors = learner_colors(summary["learners"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.4), squeeze=False, layout="constrained")
+    for ax, metric in zip(axes[0], metrics):
+        largest = 0.0
+        for learner, by_metric in curves.items():
+            if by_metric[metric]["params"] is not None:
+                plot_curve(ax, by_metric[metric], colors[learner], learner)
+                largest = max(largest, by_metric[metric]["budgets"][-1]["n"])
+        ax.axvline(largest, color="grey", linewidth=0.8, linestyle=":", label="largest budget measured")
+        if metric in summary["target"]:
+            ax.axhline(summary["target"][metric], color="black", linewidth=0.9, linestyle="-.", label=f"target {NAMES[metric]}")
+        lowest = min(b["mean"] for by_metric in curves.values() if by_metric[metric]["params"] for b in by_metric[metric]["budgets"])
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training images (log scale)")
+        ax.set_ylabel(f"{NAMES[metric]} (higher is better)")
+        ax.set_ylim(max(0.0, math.floor(10 * lowest - 1) / 10), 1.02)
+        ax.grid(alpha=0.3)
+    handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=8)
+    fig.suptitle(title(summary, f"learning curves a - b n^(-c): points measured ({summary['confidence']:.0%} CI), "
+                                "fit with bootstrap band, dashed beyond the data, X = labels needed"), fontsize=10)
+    return save_figure(fig, out / "learning_curves.png")
+
+
 def save_figure(fig: Any, path: Path) -> Path:
     """Write ``fig`` atomically as a PNG (120 dpi, cropped to what it draws) and close it."""
     try:

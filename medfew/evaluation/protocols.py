@@ -21,8 +21,13 @@ from medfew.data.dataset import ImageData, concat
 from medfew.data.episodes import EpisodeSet, to_float
 from medfew.data import splits
 from medfew.data.stratify import describe_groups, split_groups
+from medfew.evaluation.robustness import SEVERITY_LEVELS, Robustness
 from medfew.hashing import content_hash
 from medfew.learners.base import PrepareContext
+
+MONITOR_IMAGES = 512  # most labelled images an SSL monitor scores per epoch (a seeded sample of more)
+#: robustness options (``Robustness``): a run folder may grow along them; a changed flip rule changes the split hashes
+ROBUSTNESS_OPTIONS = ("corruptions", "severities", "label_noise", "label_noise_mode")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,10 @@ class Protocol(ABC):
     cuts_images: bool
     #: the options that list its settings: a run folder may grow along them, never change in the others
     setting_options: tuple[str, ...]
+    #: True when pretraining may see the test images (without labels)
+    transductive: bool = False
+    #: the conditions scored besides the clean one: corrupted query images, flipped training labels
+    robustness: Robustness = Robustness()
 
     @abstractmethod
     def settings(self) -> list[Setting]: ...
@@ -118,11 +127,13 @@ class EpisodesProtocol(Protocol):
         group_duplicates, duplicate_threshold: images of one patient (``data.groups``) and, with
             ``group_duplicates``, near duplicates (pHash within the threshold) are one group, and no
             query image shares a group with its episode's support (``EpisodeSampler``).
+        corruptions, severities, label_noise, label_noise_mode: robustness conditions scored besides the
+            clean one (``medfew.evaluation.robustness.Robustness``).
     """
 
     shares_prepare = True
     cuts_images = False
-    setting_options = ("shots",)
+    setting_options = ("shots", *ROBUSTNESS_OPTIONS)
 
     def __init__(
         self,
@@ -137,8 +148,13 @@ class EpisodesProtocol(Protocol):
         novel_unlabeled: float = 0.0,
         group_duplicates: bool = True,
         duplicate_threshold: int | None = 4,
+        corruptions: Sequence[str] = (),
+        severities: Sequence[int] = SEVERITY_LEVELS,
+        label_noise: Sequence[float] = (0.0,),
+        label_noise_mode: str = "symmetric",
     ) -> None:
         self.name = name
+        self.robustness = Robustness.of(corruptions, severities, label_noise, label_noise_mode)
         if n_episodes < 1:
             raise ValueError(f"the episodes protocol needs n_episodes >= 1 (protocol.n_episodes / episodes), got {n_episodes}")
         if not 0 <= novel_unlabeled < 1:
@@ -177,7 +193,9 @@ class EpisodesProtocol(Protocol):
         base, val = self.parts.get("base"), self.parts.get("val")
         pool = [part for part in (base, val, self.novel_pool) if part is not None]
         unlabeled = concat(pool).unlabeled() if pool else None
-        return PrepareContext(workdir=workdir / f"seed{seed}", seed=seed, base=base, val=val, unlabeled=unlabeled)
+        return PrepareContext(
+            workdir=workdir / f"seed{seed}", seed=seed, base=base, val=val, unlabeled=unlabeled, monitor=monitor_images(val)
+        )
 
     def split_hash(self, setting: Setting, seed: int) -> str:
         return self.episode_sets[int(setting.value)].hash
@@ -219,22 +237,41 @@ def hold_out(
     return replace(rest, name=f"{novel.name} (novel_unlabeled {share:g})"), held
 
 
+def monitor_images(data: ImageData | None) -> ImageData | None:
+    """The labelled images of ``data`` for the SSL monitor, a seeded sample of ``MONITOR_IMAGES`` when more; None without labels."""
+    if data is None or not data.class_counts().any():
+        return None
+    labelled = torch.nonzero(data.labels >= 0).flatten()
+    if len(labelled) > MONITOR_IMAGES:
+        labelled = labelled[torch.randperm(len(labelled), generator=torch.Generator().manual_seed(0))[:MONITOR_IMAGES]].sort().values
+    return data.subset(labelled)
+
+
+POOLS = ("train", "rest", "all")  # the label_budget protocol's unlabeled_pool values
+
+
 class LabelBudgetProtocol(Protocol):
     """K labels per class or a fraction p of the official train split; test on the whole test split.
 
     Per seed a stratified subset of train keeps its labels (``base``); the val split (when
     the dataset has one) is for early stopping; ``unlabeled_pool`` = "train" gives every
     train image without labels to pretraining (the usual semi-/self-supervised protocol,
-    and the only one that leaves a pool at 100 % of labels), "rest" only those not labelled.
+    and the only one that leaves a pool at 100 % of labels), "rest" only those not labelled,
+    "all" every image of the data, val and test included (transductive: labels are never used,
+    and with ``data.split=kfold`` every fold pretrains on the same pool, so the SSL cache shares
+    one pretraining per seed across folds). The SSL monitor (``PrepareContext.monitor``) is the
+    val split, except with "all", where it would differ by fold: the spread of pool images then.
 
     Args:
         data: a dataset with official "train" and "test" splits (and optionally "val").
         per_class: labels per class, one setting each; fractions: label fractions in (0, 1].
+        corruptions, severities, label_noise, label_noise_mode: robustness conditions scored besides the
+            clean one (``medfew.evaluation.robustness.Robustness``).
     """
 
     shares_prepare = False
     cuts_images = True
-    setting_options = ("per_class", "fractions")
+    setting_options = ("per_class", "fractions", *ROBUSTNESS_OPTIONS)
 
     def __init__(
         self,
@@ -243,12 +280,17 @@ class LabelBudgetProtocol(Protocol):
         fractions: Sequence[float] = (),
         unlabeled_pool: str = "train",
         name: str = "label_budget",
+        corruptions: Sequence[str] = (),
+        severities: Sequence[int] = SEVERITY_LEVELS,
+        label_noise: Sequence[float] = (0.0,),
+        label_noise_mode: str = "symmetric",
     ) -> None:
         self.name = name
+        self.robustness = Robustness.of(corruptions, severities, label_noise, label_noise_mode)
         if not per_class and not fractions:
             raise ValueError("the label_budget protocol needs per_class and/or fractions, got neither")
-        if unlabeled_pool not in ("train", "rest"):
-            raise ValueError(f"unlabeled_pool must be 'train' or 'rest', got '{unlabeled_pool}'")
+        if unlabeled_pool not in POOLS:
+            raise ValueError(f"protocol.unlabeled_pool must be one of {', '.join(POOLS)}, got '{unlabeled_pool}'")
         missing = [part for part in ("train", "test") if part not in data.split_names()]
         if missing:
             raise ValueError(
@@ -299,14 +341,20 @@ class LabelBudgetProtocol(Protocol):
 
     def context(self, setting: Setting, seed: int, workdir: Path) -> PrepareContext:
         labelled, rest = self.labelled(setting, seed)
-        pool = self.train if self.unlabeled_pool == "train" else self.train.subset(rest)
+        pool = {"train": self.train, "all": self.data, "rest": self.train.subset(rest)}[self.unlabeled_pool]
         return PrepareContext(
             workdir=workdir / setting.name / f"seed{seed}",
             seed=seed,
             base=self.train.subset(labelled),
             val=self.val,
             unlabeled=pool.unlabeled() if len(pool) else None,
+            monitor=None if self.transductive else monitor_images(self.val),
         )
+
+    @property
+    def transductive(self) -> bool:
+        """True when pretraining sees the test images (without labels): ``unlabeled_pool`` = "all"."""
+        return self.unlabeled_pool == "all"
 
     def split_hash(self, setting: Setting, seed: int) -> str:
         return content_hash(self.data.name, setting.name, self.labelled(setting, seed)[0], len(self.test))

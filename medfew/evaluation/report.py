@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medfew.evaluation.curves import MODEL, check_target, learning_curves
 from medfew.evaluation.metrics import LOWER_IS_BETTER, METRICS, why_undefined
-from medfew.evaluation.plots import SMOKE, drawn_names, fonts_for, plot_confusions, plot_label_efficiency
+from medfew.evaluation.plots import SMOKE, drawn_names, fonts_for, plot_confusions, plot_label_efficiency, plot_learning_curves
+from medfew.evaluation.robustness_report import plot_robustness, robustness_lines, robustness_summary, split_conditions
 from medfew.evaluation.stats import bootstrap_ci, holm, paired_comparison
 from medfew.files import write_json, write_text
 
@@ -364,13 +366,112 @@ def paired_lines(summary: Mapping[str, Any], n_resamples: int) -> list[str]:
     return lines
 
 
+def curve_metrics(summary: Mapping[str, Any], plot_metrics: Sequence[str]) -> list[str]:
+    """The metrics whose learning curves are drawn: the plotted ones and those with a target, in report order."""
+    return [m for m in summary["metrics"] if (m in plot_metrics or m in summary["target"]) and m not in LOWER_IS_BETTER]
+
+
+def curve_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The learning-curve table of the primary metric and of every metric with a target (none without budgets)."""
+    curves = summary.get("learning_curves") or {}
+    if not curves:
+        return []
+    primary, targets = summary["metrics"][0], summary["target"]
+    shown = [m for m in summary["metrics"] if m == primary or m in targets]
+    lines = [
+        "",
+        "## Learning curves: predictions and labels needed",
+        "",
+        f"Per learner, metric(n) = {MODEL} fitted to the units' scores, n = labelled training images, by weighted "
+        "least squares (Figueroa et al. 2012: the j-th of m budgets weighs j / m). Intervals: "
+        f"{summary['confidence']:.0%} percentile bootstrap over the units, each resample refitted; with few units they "
+        "are narrow and rough. Back-test: refitted without the largest budget, predicting it. Plot: learning_curves.png.",
+        *mixed_sampling(summary),
+        "",
+        "| learner | metric | a, b, c | at 2x the largest budget | at 5x | labels needed | back-test: predicted / measured |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for learner, by_metric in curves.items():
+        for metric in shown:
+            lines.append(f"| {learner} | {metric} | " + " | ".join(curve_cells(by_metric[metric], metric)) + " |")
+    return lines
+
+
+def mixed_sampling(summary: Mapping[str, Any]) -> list[str]:
+    """A caution when the curves pool labels per class (balanced draws) and fractions (the data's class balance)."""
+    kinds = {s["kind"] for s in summary["settings"]}
+    if not {"per_class", "fraction"} <= kinds:
+        return []
+    return [
+        "",
+        "Caution: the budgets mix labels per class (equal counts per class) and fractions (the data's own class balance). "
+        "Where the classes are imbalanced, a curve through both assumes one way of drawing labels, and a learner whose "
+        "score depends on the balance (balanced accuracy of an unweighted classifier) can leave it: the back-test then shows it.",
+    ]
+
+
+def curve_cells(curve: Mapping[str, Any], metric: str) -> list[str]:
+    """The cells of one learner's curve after its name and metric; a curve not fitted says why."""
+    if curve["params"] is None:
+        return [f"n/a ({curve['reason']})", "–", "–", "–", "–"]
+    params = ", ".join(f"{curve['params'][k]:.3g}" for k in "abc")
+    at = [f"{estimated(p['value'], p['low'], p['high'])} at {p['n']}" for p in curve["predicted"]]
+    return [params, *at, needed_cell(curve["labels_needed"], metric), backtest_cell(curve["backtest"])]
+
+
+def estimated(value: float, low: float | None, high: float | None, form: str = "{:.3f}") -> str:
+    """'0.812 [0.800, 0.830]', or the value alone without an interval."""
+    if low is None or high is None:
+        return form.format(value)
+    return f"{form.format(value)} [{form.format(low)}, {form.format(high)}]"
+
+
+def needed_cell(needed: Mapping[str, Any] | None, metric: str) -> str:
+    if needed is None:
+        return "– (no report.target)"
+    reached = f"{metric} {needed['target']:g}: "
+    if needed["n"] is None:
+        return reached + needed["reason"]
+    low, high = (needed[k] if needed[k] is not None else "–" for k in ("low", "high"))
+    interval = f" [{low}, {high}]" if needed["low"] is not None or needed["high"] is not None else ""
+    return reached + f"{needed['n']} images{interval}" + (f" ({needed['reason']})" if needed["reason"] else "")
+
+
+def backtest_cell(test: Mapping[str, Any]) -> str:
+    if test["predicted"] is None:
+        return f"– ({test['reason']})"
+    return f"{test['predicted']:.3f} / {test['measured']:.3f} ({test['error']:+.3f}) at {test['n']}"
+
+
 def markdown(summary: Mapping[str, Any], alpha: float = 0.05, n_resamples: int = 10_000) -> str:
     """summary.md: context, how to read it, one table per metric and the paired comparisons."""
     lines = [f"# Comparison: {', '.join(summary['dataset'])} ({', '.join(summary['protocol'])})", ""]
     lines += header_lines(summary) + legend_lines(summary, alpha)
     for metric in summary["results"]:
         lines += metric_lines(summary, metric, alpha)
-    return "\n".join(lines + paired_lines(summary, n_resamples)) + "\n"
+    return "\n".join(lines + paired_lines(summary, n_resamples) + curve_lines(summary) + robustness_lines(summary) + timing_lines(summary)) + "\n"
+
+
+def timing_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The run's time: estimated (the plan) and taken, per learner, what a time limit scaled and whether it stopped the run."""
+    timing = summary.get("timing")
+    if not timing:
+        return []
+    minutes = lambda seconds: "–" if seconds is None else f"{seconds / 60:.1f} min"  # noqa: E731
+    lines = ["", "## Time", "", f"Estimated {minutes(timing.get('estimated_s'))}, took {minutes(timing.get('wall_s'))} "
+             f"(torch threads: {timing.get('threads')}; the estimate is the most the stages take).", ""]  # fmt: skip
+    lines += ["| learner | tasks | estimated | took |", "|---|---|---|---|"]
+    for learner, times in timing.get("learners", {}).items():
+        lines.append(f"| {learner} | {times.get('tasks', '–')} | {minutes(times.get('estimated_s'))} | {minutes(times.get('wall_s'))} |")
+    for learner, change in timing.get("scaled", {}).items():
+        if learner == "episodes":
+            lines.append(f"\nScaled to the time limit: episodes {change[0]} -> {change[1]} per setting.")
+            continue
+        parts = ", ".join(f"{knob} {before} -> {after}" for knob, (before, after) in change.items())
+        lines.append(f"\nScaled to the time limit: {learner}: {parts}.")
+    if timing.get("stopped"):
+        lines.append(f"\n**Stopped early:** {timing['stopped']}.")
+    return lines
 
 
 def without_nan(value: Any) -> Any:
@@ -394,23 +495,38 @@ def write_report(
     alpha: float = 0.05,
     n_resamples: int = 10_000,
     header: Mapping[str, Any] | None = None,
+    target: Mapping[str, float] | None = None,
+    timing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write summary.md, summary.json, label_efficiency_*.png and confusion_*.png; return the summary.
+    """Write summary.md, summary.json, label_efficiency_*.png, confusion_*.png and, for label budgets,
+    learning_curves.png; return the summary.
 
     ``metrics[0]`` is the primary metric (the paired-comparison table uses it); ``header`` holds
-    run context (class names, split, ``smoke``) shown under the title and kept in summary.json.
+    run context (class names, split, ``smoke``) shown under the title and kept in summary.json. The tables
+    pool the clean rows; rows of robustness conditions (corruptions, label noise) get their own section and
+    robustness_*.png / label_noise_*.png (``medfew.evaluation.robustness_report``);
+    ``target`` ({metric: score}, ``report.target``) asks the learning curves for the labels needed;
+    ``timing`` (estimated and wall seconds, per learner, what a time limit scaled) closes summary.md.
     """
     if not rows:
         raise ValueError("no result rows to report")
     unknown = [m for m in (*metrics, *plot_metrics) if m not in METRICS]
     if unknown or not set(plot_metrics) <= set(metrics):
         raise ValueError(f"report metrics {list(metrics)} / plot_metrics {list(plot_metrics)}: each must be one of {METRICS}, and every plot metric in metrics")
+    target = check_target(target, metrics)
     out = Path(out)
-    frame = to_frame(rows)
+    frame, every_condition = split_conditions(to_frame(rows))  # the tables pool clean rows only
     summary = summarize(frame, metrics, reference, confidence, n_resamples, header)
+    summary["robustness"] = robustness_summary(every_condition, metrics[0])
+    summary["target"] = target
+    summary["learning_curves"] = learning_curves(frame, metrics, target, confidence, n_resamples)
+    summary["timing"] = dict(timing or {})
     write_json(out / "summary.json", without_nan(summary))
     write_text(out / "summary.md", markdown(summary, alpha, n_resamples))
     with fonts_for(drawn_names(frame, summary)):
         plot_label_efficiency(summary, plot_metrics, out)
         plot_confusions(frame, out, summary)
+        plot_robustness(summary, out)
+        if summary["learning_curves"]:
+            plot_learning_curves(summary, curve_metrics(summary, plot_metrics), out)
     return summary

@@ -3,7 +3,11 @@ tasks are scored, so an interrupted comparison resumes with the tasks not yet in
 
 Every row names the data it was scored on: ``fold`` (the train / val / test cut: "official",
 "stratified" or "repeat<r>-fold<k>") and ``data_hash``, the fingerprint of that fold's images,
-labels and split after preprocessing. A file that cannot be written is told before scoring
+labels and split after preprocessing, and ``threads``, the torch threads that computed it (their
+number changes the last digits). A file written before ``threads`` existed is read with it
+empty and gains the column at its next write. ``corruption``, ``severity`` and ``label_noise`` name
+the robustness condition (``medfew.evaluation.robustness``); a file without them holds clean rows
+("none", 0, 0.0) and gains them likewise. A file that cannot be written is told before scoring
 (``check_writable``), and rows whose write fails are kept in a file beside it (``save_aside``).
 """
 
@@ -21,14 +25,17 @@ from medfew.evaluation.metrics import METRICS
 from medfew.files import write_atomic
 
 COLUMNS = (
-    "dataset", "protocol", "fold", "data_hash", "learner", "learner_hash", "setting", "kind", "value", "seed",
-    "split_hash", "episode", "n_way", "n_present", "n_support", "n_query", *METRICS, "seconds", "per_class_acc", "confusion",
+    "dataset", "protocol", "fold", "data_hash", "threads", "learner", "learner_hash", "setting", "kind", "value", "seed",
+    "split_hash", "corruption", "severity", "label_noise", "episode", "n_way", "n_present", "n_support", "n_query", *METRICS,
+    "seconds", "per_class_acc", "confusion",
 )  # fmt: skip
-KEY = ("fold", "data_hash", "learner", "learner_hash", "setting", "seed", "split_hash")
+#: columns added since the first version: a file without them is read with these values, and rewritten with them
+ADDED = {"threads": "", "corruption": "none", "severity": "0", "label_noise": "0.0"}
+KEY = ("fold", "data_hash", "learner", "learner_hash", "setting", "seed", "split_hash", "corruption", "severity", "label_noise")
 
 
 def row_key(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """Identity of the block a row belongs to (one fold's data, learner config, setting, seed and split)."""
+    """Identity of the block a row belongs to (one fold's data, learner config, setting, seed, split and robustness condition)."""
     return tuple(str(row[k]) for k in KEY)
 
 
@@ -43,12 +50,13 @@ class ResultsFile:
             return []
         with self.path.open(newline="") as f:
             reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != COLUMNS:
+            found = tuple(reader.fieldnames or ())
+            if found != tuple(c for c in COLUMNS if c in found) or not set(COLUMNS) - set(found) <= set(ADDED):
                 raise ValueError(
                     f"{self.path} has columns {reader.fieldnames}; expected {list(COLUMNS)} "
                     "(written by another medfew version?). Move it away to start afresh"
                 )
-            return list(reader)
+            return [ADDED | row for row in reader]
 
     def scored(self) -> dict[tuple[str, ...], set[str]]:
         """The episodes already scored, by block (``row_key``)."""

@@ -11,6 +11,8 @@ Checkpoints, resume, per-epoch reseeding and the NaN-loss stop come from
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +31,7 @@ from medfew.tracking import wandb_loggers
 from medfew.training import build_trainer, fit
 
 BEST = "best"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,10 @@ def meta_train(learner: BackboneLearner, context: PrepareContext, recipe: MetaTr
     }
     logger = lightning_loggers(Path(context.workdir), context.logger, prefix=f"{type(learner).__name__}/seed{context.seed}")
     trainer = build_trainer(context.workdir, context.seed, logger=logger, **trainer_kwargs)
+    start = time.perf_counter()
+    log.info("meta-training %s (seed %d, %d steps) started in %s", type(learner).__name__, context.seed, steps, context.workdir)
     fit(trainer, module)
+    log.info("meta-training %s (seed %d) done in %.0f s", type(learner).__name__, context.seed, time.perf_counter() - start)
     best_path = Path(context.workdir) / "checkpoints" / f"{BEST}.ckpt"
     if context.val is not None and best_path.exists():
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]

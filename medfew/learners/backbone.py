@@ -36,7 +36,7 @@ BackboneArg = nn.Module | Callable[[], nn.Module] | None
 class Pretrain(Protocol):
     """An SSL step such as a partial of ``medfew.ssl.pretrain``: pool -> exported backbone file."""
 
-    def __call__(self, data: ImageData, workdir: Path, seed: int, *, cache: Path | None = None) -> Path: ...
+    def __call__(self, data: ImageData, workdir: Path, seed: int, *, cache: Path | None = None, monitor: ImageData | None = None) -> Path: ...
 
 
 class BaseTrainer(Protocol):
@@ -65,8 +65,8 @@ class BackboneLearner(Learner):
     Args:
         backbone: a Backbone, a factory building one (random init, timm weights or a file, by its
             config), or None: the learner works on flattened pixels.
-        pretrain: optional SSL step, called as ``pretrain(unlabeled, workdir / "ssl", seed, cache=cache)``
-            (with a ``context.cache``, identical pretrainings of a run share one folder there).
+        pretrain: optional SSL step, called as ``pretrain(unlabeled, workdir / "ssl", seed, cache=cache,
+            monitor=monitor)`` (with a ``context.cache``, identical pretrainings of a run share one folder there).
         base_training: optional supervised training on ``context.base`` (every class at once).
         meta_train_steps: meta-iterations of episodic meta-training; 0 means none.
         meta_training: the meta-training recipe (needed when ``meta_train_steps`` > 0).
@@ -120,7 +120,7 @@ class BackboneLearner(Learner):
         """Stage 1: the SSL export for ``context.unlabeled``, on the device the learner is on."""
         if context.unlabeled is None or len(context.unlabeled) == 0:
             raise ValueError(f"{type(self).__name__}: pretrain needs unlabeled images, but the protocol gave none")
-        export = self.pretrain(context.unlabeled, context.workdir / "ssl", context.seed, cache=context.cache)
+        export = self.pretrain(context.unlabeled, context.workdir / "ssl", context.seed, cache=context.cache, monitor=context.monitor)
         if context.logger is not None:
             log_backbone(context.logger, export)
         device = next(self.parameters(), torch.empty(0)).device

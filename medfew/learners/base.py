@@ -32,6 +32,8 @@ class PrepareContext:
         logger: a W&B run (``medfew.tracking.start_wandb``) to log training to, or None.
         cache: run-wide folder for training that learners and settings share (SSL
             pretraining, keyed by its pool, seed and settings), or None: all in ``workdir``.
+        monitor: labelled images (outside ``unlabeled``) whose kNN accuracy SSL pretraining
+            logs per epoch and may stop on (``ssl.patience``), or None: the spread of pool images.
     """
 
     workdir: Path
@@ -41,6 +43,7 @@ class PrepareContext:
     unlabeled: ImageData | None = None
     logger: Any = None
     cache: Path | None = None
+    monitor: ImageData | None = None
 
 
 def support_ways(support_labels: Tensor, limit: int | None = None) -> int:

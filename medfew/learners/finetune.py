@@ -17,12 +17,12 @@ import math
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medfew.data.episodes import to_float
 from medfew.learners.backbone import BackboneArg, BackboneLearner, BaseTrainer, MetaTrainer, Pretrain
 from medfew.learners.base import support_ways
+from medfew.learners.losses import check_loss, classification_loss
 from medfew.learners.classifiers import (
     CosineClassifier, check_distance, class_means, protonet_scale, prototype_head, prototype_logits,
 )
@@ -34,7 +34,7 @@ HEADS = ("linear", "cosine", "prototypes")
 
 
 class FineTune(BackboneLearner):
-    """Backbone + new head, AdamW on cross-entropy, early stopping on ``val`` when given.
+    """Backbone + new head, AdamW on cross-entropy (or a noise-robust loss), early stopping on ``val`` when given.
 
     Args:
         freeze_backbone: train the head only (linear probe); the backbone stays in eval mode.
@@ -62,6 +62,10 @@ class FineTune(BackboneLearner):
         distance, scale: the prototype rule of the ``prototypes`` head and of meta-training
             (``episode_logits``); ``scale`` also multiplies the cosine head's similarities and is
             ignored by the euclidean rule (ProtoNet's plain negative squared distance).
+        loss: ``ce`` (cross-entropy) or ``gce`` (generalised cross-entropy, Zhang & Sabuncu 2018, robust to
+            flipped labels: ``medfew.learners.losses``), for training and the val loss of early stopping.
+        label_smoothing: share of each target spread over the classes (``loss=ce`` only).
+        gce_q: q of ``gce`` in (0, 1]: towards 0 it is cross-entropy, at 1 the mean absolute error.
         backbone, pretrain, base_training, meta_train_steps, meta_training: see ``BackboneLearner``;
             with meta-training, P>M>F = SSL ``pretrain`` -> ProtoNet meta-training -> fine-tuning.
     """
@@ -89,9 +93,14 @@ class FineTune(BackboneLearner):
         base_training: BaseTrainer | None = None,
         meta_train_steps: int = 0,
         meta_training: MetaTrainer | None = None,
+        loss: str = "ce",
+        label_smoothing: float = 0.0,
+        gce_q: float = 0.7,
     ) -> None:
         super().__init__(backbone, pretrain, base_training, meta_train_steps, meta_training, batch_size)
         self.require_backbone()
+        check_loss(loss, label_smoothing, gce_q)
+        self.loss_name, self.label_smoothing, self.gce_q = loss, label_smoothing, gce_q
         if head not in HEADS:
             raise ValueError(f"unknown head '{head}'; choose one of {HEADS}")
         if head == "prototypes" and head_norm:
@@ -183,7 +192,7 @@ class FineTune(BackboneLearner):
                     same = generator is not None and generator.device == inputs.device
                     inputs = self.augment(inputs, generator if same else None)
             with autocast(dtype, device.type):
-                loss = F.cross_entropy(network(inputs), y[batch].to(device), weight=weight)
+                loss = self.criterion(network(inputs), y[batch].to(device), weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"FineTune: loss became {loss.item()} at step {step}; lower lr (now {self.lr})")
             optimizer.zero_grad(set_to_none=True)
@@ -207,8 +216,12 @@ class FineTune(BackboneLearner):
         network.eval()
         return torch.cat([network(chunk) for chunk in images.split(self.batch_size)])
 
+    def criterion(self, logits: Tensor, labels: Tensor, weight: Tensor | None) -> Tensor:
+        """The training loss (``loss``, ``label_smoothing``, ``gce_q``) of ``logits`` against ``labels``."""
+        return classification_loss(logits, labels, self.loss_name, weight, self.label_smoothing, self.gce_q)
+
     def loss(self, network: nn.Module, images: Tensor, labels: Tensor, weight: Tensor | None) -> float:
-        return F.cross_entropy(self.logits(network, images), labels, weight=weight).item()
+        return self.criterion(self.logits(network, images), labels, weight).item()
 
     def predict(self, state: nn.Sequential, query: Tensor) -> Tensor:
         return torch.softmax(self.logits(state, query), dim=1)

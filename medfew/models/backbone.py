@@ -261,8 +261,8 @@ def open_residual_branches(backbone: nn.Module) -> int:
 
     timm starts each branch at zero (Goyal et al. 2017, good for supervised training from scratch);
     torchvision, and lightly's SSL examples, start them at one. With zero branches and the ImageNet
-    stem at 28 px a random ResNet-18 sees a few pixels only (kNN 0.100 against 0.520 on PBC, BENCHMARKS.md
-    part 6), which leaves bootstrap SSL methods nothing to start from. Trained weights are never all zero,
+    stem at 28 px a random ResNet-18 sees a few pixels only (kNN 0.100 against 0.520 on PBC, BENCHMARKS.md,
+    "SSL on small pools"), which leaves bootstrap SSL methods nothing to start from. Trained weights are never all zero,
     so a pretrained backbone is left as it is.
     """
     norms = [

@@ -41,7 +41,7 @@ class Recipe:
 
 #: The momentum and predictor methods' recipe (MoCo, BYOL, SimSiam, DINO): SGD at lightly's CIFAR-10 benchmark
 #: rate, 0.06 per 128 images. On a 1,600-image pool, lr 1.0 per 256 drifts below the random network in 1,000
-#: steps (BENCHMARKS.md part 6).
+#: steps (BENCHMARKS.md, "SSL on small pools").
 MOMENTUM_SGD = Recipe(optimizer="sgd", lr=0.12, weight_decay=5e-4, warmup=0.1)
 
 

@@ -27,7 +27,7 @@ class SSLModule(pl.LightningModule):
     (None: ``recipe.warmup`` of the budget) then cosine decay to 0 at the last step, stepped
     every batch; the method's ``constant_lr`` submodules keep their rate throughout and its
     ``lr_scale`` ones train at a multiple of the base rate. The
-    budget (``max_steps``) is the Trainer's number of optimiser steps.
+    budget (``max_steps``) is the Trainer's number of optimiser steps, at most ``steps``.
     """
 
     def __init__(
@@ -55,8 +55,9 @@ class SSLModule(pl.LightningModule):
 
     @property
     def max_steps(self) -> int:
-        """Optimiser steps of the whole run (the schedules' length): ``steps``, else the Trainer's epochs."""
-        return self.steps if self.steps is not None else int(self.trainer.estimated_stepping_batches)
+        """Optimiser steps of the whole run (the schedules' length): the Trainer's epochs, at most ``steps``."""
+        epochs = int(self.trainer.estimated_stepping_batches)
+        return epochs if self.steps is None else min(self.steps, epochs)
 
     def on_fit_start(self) -> None:
         self.images = self.images.to(self.device)

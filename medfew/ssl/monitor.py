@@ -8,7 +8,10 @@ using lightly's ``knn_predict``; the spread (``embedding_std``) is the collapse 
 from __future__ import annotations
 
 import csv
+import logging
+import math
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -21,6 +24,7 @@ from medfew.data.splits import label_budget
 from medfew.models.features import embed as embed_raw
 
 SPREAD_SAMPLE = 512  # pool images whose spread is the collapse signal when no labelled monitor exists
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -116,25 +120,56 @@ def pool_and_monitor(
     return (pool if keep_labels else pool.unlabeled()), monitor
 
 
+def stopping_signal(scores: dict[str, float]) -> str:
+    """What the patience of SSL watches: ``knn_acc`` when the monitor has labels, else the spread."""
+    return "knn_acc" if "knn_acc" in scores else "embedding_std"
+
+
 class KnnMonitor(pl.Callback):
     """Log kNN accuracy (``monitor/knn_acc``) and spread (``monitor/embedding_std``, see
     ``embedding_std``) of ``module.method.encoder``'s monitor features at the start and after
     every epoch, and keep them in ``<csv_path>`` (one row per epoch, -1 = before training,
-    with the optimiser step reached). An unlabeled monitor gives the spread alone."""
+    with the optimiser step reached). An unlabeled monitor gives the spread alone.
+
+    ``patience``: stop training once that many epoch-end checks in a row have not raised the
+    ``stopping_signal`` above its best so far (the check before training counts as the first best);
+    None: never stop. Its count travels in the checkpoints, so a resumed run stops where an
+    uninterrupted one would.
+    """
 
     COLUMNS = ("epoch", "step", "knn_acc", "embedding_std")
 
-    def __init__(self, monitor: ImageData, csv_path: Path, k: int = 20) -> None:
+    def __init__(self, monitor: ImageData, csv_path: Path, k: int = 20, patience: int | None = None) -> None:
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"ssl.patience must be a number of monitor checks >= 1, or null (the whole budget), got {patience!r}")
         self.parts = monitor_parts(monitor)
         self.csv_path = Path(csv_path)
         self.k = k
+        self.patience = patience
+        self.best, self.best_step, self.stale = -math.inf, 0, 0
 
-    def measure(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> None:
+    def measure(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> dict[str, float]:
         scores = monitor_scores(module.method.encoder, self.parts, self.k)
         if epoch >= 0:
             module.log_dict({f"monitor/{name}": value for name, value in scores.items()}, sync_dist=True)
         if trainer.is_global_zero:
             self.write({"epoch": epoch, "step": trainer.global_step, **scores})
+        return scores
+
+    def check(self, scores: dict[str, float], step: int) -> bool:
+        """Count one check of ``scores`` at ``step``; True when patience has run out."""
+        value = scores[stopping_signal(scores)]
+        if value > self.best:
+            self.best, self.best_step, self.stale = value, step, 0
+        else:
+            self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step, "stale": self.stale}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best, self.best_step, self.stale = state_dict["best"], state_dict["best_step"], state_dict["stale"]
 
     def write(self, row: dict[str, float]) -> None:
         rows = {}
@@ -150,7 +185,13 @@ class KnnMonitor(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.current_epoch == 0 and trainer.global_step == 0:
-            self.measure(trainer, module, -1)
+            self.check(self.measure(trainer, module, -1), 0)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.measure(trainer, module, trainer.current_epoch)
+        scores = self.measure(trainer, module, trainer.current_epoch)
+        if self.check(scores, trainer.global_step) and not trainer.should_stop:
+            trainer.should_stop = True
+            log.info(
+                "SSL stopped at step %d: %s has not passed its best (%.4f at step %d) for %d checks (ssl.patience)",
+                trainer.global_step, stopping_signal(scores), self.best, self.best_step, self.patience,
+            )  # fmt: skip

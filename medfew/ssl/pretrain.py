@@ -7,12 +7,15 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import CSVLogger
 from torch import Tensor
 
@@ -24,7 +27,7 @@ from medfew.ssl.byol import BYOL
 from medfew.ssl.dino import DINO
 from medfew.ssl.moco import MoCo
 from medfew.ssl.module import SSLModule
-from medfew.ssl.monitor import KnnMonitor
+from medfew.ssl.monitor import SPREAD_SAMPLE, KnnMonitor
 from medfew.ssl.simclr import SimCLR
 from medfew.ssl.simsiam import SimSiam
 from medfew.ssl.vicreg import VICReg
@@ -43,6 +46,7 @@ METHODS: dict[str, type[SSLMethod]] = {
 EXPORT_NAME = "backbone.safetensors"
 #: Trainer options that change what is shown, not the weights (left out of the recorded settings)
 DISPLAY_OPTIONS = ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")
+log = logging.getLogger(__name__)
 
 
 def build_method(method: str | Callable[[Backbone], SSLMethod], backbone: Backbone) -> SSLMethod:
@@ -70,19 +74,30 @@ def method_settings(method: str | Callable[[Backbone], SSLMethod]) -> Any:
 
 
 def budget_rule(steps: int | None, epochs: int | None) -> dict[str, int]:
-    """The budget as recorded: ``{"steps": n}`` or ``{"epochs": n}``; exactly one must be set, so
-    that neither is ever silently ignored."""
+    """The budget as recorded: ``{"steps": n}``, ``{"epochs": n}``, or ``{"epochs": n, "max_steps": m}``
+    when both are given (passes over the pool, at most ``m`` steps); neither is an error."""
     given = {name: value for name, value in (("steps", steps), ("epochs", epochs)) if value is not None}
-    if len(given) != 1:
+    if not given:
         raise ValueError(
-            "give the pretraining budget as steps (optimiser steps) or epochs (passes over the pool), "
-            f"not {'both' if given else 'neither'}: got steps = {steps}, epochs = {epochs} "
-            "(set the other to null, e.g. ssl.steps=null ssl.epochs=50)"
+            "give the pretraining budget as steps (optimiser steps), epochs (passes over the pool) or both "
+            "(epochs, at most that many steps): got neither (e.g. ssl.epochs=50)"
         )
-    (name, value), = given.items()
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return given
+    for name, value in given.items():
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    return {"epochs": epochs, "max_steps": steps} if len(given) == 2 else given
+
+
+def budget_steps(budget: dict[str, int], n_images: int, batch_size: int, devices: int = 1, limit_batches: Any = None) -> int:
+    """Optimiser steps of a ``budget_rule`` budget on a pool of ``n_images``: the steps, or the epochs'
+    batches (``n_images // (batch_size * devices)`` each, at most an int ``limit_batches``) up to ``max_steps``."""
+    if "steps" in budget:
+        return budget["steps"]
+    per_epoch = n_images // (batch_size * devices)
+    if isinstance(limit_batches, int) and not isinstance(limit_batches, bool):
+        per_epoch = min(per_epoch, limit_batches)
+    total = budget["epochs"] * per_epoch
+    return min(total, budget.get("max_steps") or total)
 
 
 def pretrain(
@@ -105,7 +120,9 @@ def pretrain(
     logger: Any = None,
     monitor: ImageData | None = None,
     knn_k: int = 20,
+    patience: int | None = None,
     cache: str | os.PathLike | None = None,
+    dry_run: bool = False,
 ) -> Path:
     """Self-supervised pretraining of ``backbone()`` on ``data``'s images (labels unused).
 
@@ -114,8 +131,10 @@ def pretrain(
     at once; an interrupted one resumes from ``<run folder>/checkpoints/last.ckpt``.
 
     Budget: ``steps`` optimiser steps, or ``epochs`` passes over the pool of
-    ``len(data) // (batch_size * devices)`` steps each. Every schedule
-    (warmup, cosine decay, teacher momentum, DINO's temperatures) runs over that many steps.
+    ``len(data) // (batch_size * devices)`` steps each, or both: the epochs, at most ``steps``
+    steps (a budget sized to the pool, capped). Every schedule
+    (warmup, cosine decay, teacher momentum, DINO's temperatures) runs over that many steps;
+    ``patience`` may stop it sooner.
 
     Args:
         data: the pool; uint8 images (N, C, H, W), labels ignored.
@@ -124,7 +143,7 @@ def pretrain(
         method: a name in ``METHODS`` or a callable ``backbone -> SSLMethod``.
         backbone: zero-argument callable building a fresh Backbone.
         augment: medical_augment keyword arguments, or a batch augmentation callable.
-        steps, epochs: the budget (see above); exactly one of them must be set.
+        steps, epochs: the budget (see above); at least one of them must be set.
         batch_size: per-device batch size (the last partial batch of an epoch is dropped).
         optimizer, lr, weight_decay: override the method's ``recipe`` (lr is per 256 images).
         warmup_steps: linear lr warmup; None: the recipe's fraction of the budget.
@@ -134,11 +153,17 @@ def pretrain(
         logger: a Lightning logger (or list); default: CSV in the workdir.
         monitor: small split for the per-epoch spread, and kNN accuracy when it is labelled; or None.
         knn_k: neighbours of the kNN monitor.
+        patience: stop after that many epoch-end monitor checks without a new best kNN accuracy
+            (or spread, for an unlabeled monitor; ``KnnMonitor``); None: the whole budget. Without a
+            ``monitor``, a seeded sample of the pool (``SPREAD_SAMPLE`` images) gives the spread.
         cache: a folder shared by several calls, or None. When given, the run folder is
             ``<cache>/ssl/<key>`` instead of ``workdir``; the key hashes the settings recorded in
             ``pretrain.json`` except the pool's name (the pool's images in order, the seed, the
             method with all its arguments, backbone, augmentation, budget, batch size, recipe,
-            warmup, trainer options but display ones), so identical calls train once.
+            warmup, trainer options but display ones; with ``patience``, also it and the monitor's
+            images), so identical calls train once.
+        dry_run: return the export path at once, training and writing nothing (its existence tells
+            whether the run is done: how a plan counts the pretrainings a cache shares).
     """
     if len(data) < batch_size:
         raise ValueError(f"{data.name}: {len(data)} images in the pool, fewer than batch_size = {batch_size}")
@@ -157,6 +182,9 @@ def pretrain(
     callbacks = list(kwargs.pop("callbacks", []))
     device_type = accelerator_device(kwargs.get("accelerator", "auto"))
     kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), device_type)  # the key records what ran
+    if patience is not None and monitor is None:
+        generator = torch.Generator().manual_seed(seed)
+        monitor = data.subset(torch.randperm(len(data), generator=generator)[:SPREAD_SAMPLE]).unlabeled()
     settings = {
         "method": method_settings(method),
         "backbone": describe(backbone),
@@ -171,28 +199,37 @@ def pretrain(
         "zero_init_last": zero_init_last,
         "trainer": describe({k: v for k, v in kwargs.items() if k not in DISPLAY_OPTIONS}),
     }
+    if patience is not None:  # the monitor then decides where training ends
+        settings["patience"] = {"checks": patience, "monitor": images_hash(monitor.images), "labelled": bool(monitor.class_counts().any())}
     workdir = Path(cache) / "ssl" / settings_key(settings) if cache is not None else Path(workdir)
     export = workdir / EXPORT_NAME
     check_settings(workdir / "pretrain.json", settings)
+    if dry_run:
+        return export
     if export.exists():
+        log.info("SSL pretraining (seed %d, %d images): reused %s", seed, len(data), workdir)
         return export
     views = Views(build_augment(augment, data.images.shape[-1]), ssl.view_spec, data.images.shape[-1])
     module = SSLModule(ssl, views, data.images, recipe, batch_size, seed, warmup_steps, steps)
     if monitor is not None:
-        callbacks.append(KnnMonitor(monitor, workdir / "knn.csv", knn_k))
+        callbacks.append(KnnMonitor(monitor, workdir / "knn.csv", knn_k, patience))
     pl_trainer = build_trainer(  # a step budget: at least one step per epoch, and the module stops the run
         workdir, seed, logger=CSVLogger(workdir, name="logs") if logger is None else logger,
-        callbacks=callbacks, max_epochs=steps if "steps" in budget else epochs, **kwargs,
+        callbacks=callbacks, max_epochs=epochs or steps, **kwargs,
     )
+    total = budget_steps(budget, len(data), batch_size, pl_trainer.world_size, kwargs.get("limit_train_batches"))
     if pl_trainer.is_global_zero:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "pretrain.json").write_text(json.dumps({"data": data.name} | settings, indent=2))
+    start = time.perf_counter()
+    log.info("SSL pretraining (seed %d, %d images, %d steps of %d) started in %s", seed, len(data), total, batch_size, workdir)
     fit(pl_trainer, module)
     if pl_trainer.is_global_zero:
         partial = export.with_suffix(".partial")
         save_backbone(ssl.encoder, partial)
         os.replace(partial, export)  # atomic: an export on disk always means a finished run
     pl_trainer.strategy.barrier()
+    log.info("SSL pretraining (seed %d) done: %d steps in %.0f s", seed, pl_trainer.global_step, time.perf_counter() - start)
     return export
 
 

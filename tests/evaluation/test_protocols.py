@@ -136,3 +136,15 @@ def test_episodes_keep_a_patient_out_of_the_query_when_in_the_support(bloodcells
     alone = EpisodesProtocol(bloodcells, SPLIT, shots=[5], n_query=15, n_episodes=20)
     assert protocol.split_hash(Setting("shots", 5), 0) != alone.split_hash(Setting("shots", 5), 0)
     assert alone.description.endswith("novel classes: every image is its own group: no patient ids (data.groups, a groups.csv or DICOM PatientID) and no near duplicates")
+
+
+def test_an_all_images_pool_holds_test_images_without_labels_and_no_labelled_monitor(breastmnist, tmp_path: Path):
+    five = Setting("per_class", 5)
+    train = LabelBudgetProtocol(breastmnist, per_class=[5]).context(five, 0, tmp_path)
+    assert len(train.monitor) == 78 and torch.equal(train.monitor.images, train.val.images)  # the val split scores SSL
+    everything = LabelBudgetProtocol(breastmnist, per_class=[5], unlabeled_pool="all")
+    context = everything.context(five, 0, tmp_path)
+    assert len(context.unlabeled) == 546 + 78 + 156 and (context.unlabeled.labels == -1).all()
+    assert context.monitor is None and everything.transductive and not LabelBudgetProtocol(breastmnist, per_class=[5]).transductive
+    with pytest.raises(ValueError, match="protocol.unlabeled_pool must be one of train, rest, all, got 'test'"):
+        LabelBudgetProtocol(breastmnist, per_class=[5], unlabeled_pool="test")

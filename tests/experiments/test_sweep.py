@@ -70,7 +70,8 @@ def fake_job(
     (job / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
     row = dict.fromkeys(COLUMNS, 0) | {
         "dataset": "d", "protocol": "label_budget", "learner": learner, "learner_hash": "h", "setting": f"per_class={per_class}", "kind": "per_class",
-        "value": per_class, "seed": seed, "split_hash": f"s{seed}", "episode": 0, "n_way": 2, "n_present": 2, "acc": bal_acc, "bal_acc": bal_acc, "macro_f1": bal_acc,
+        "value": per_class, "seed": seed, "split_hash": f"s{seed}", "corruption": "none", "severity": 0, "label_noise": 0.0,
+        "episode": 0, "n_way": 2, "n_present": 2, "acc": bal_acc, "bal_acc": bal_acc, "macro_f1": bal_acc,
         "auroc": bal_acc, "ece": 0.1, "per_class_acc": json.dumps({"a": 1.0, "b": 0.0}),
         "confusion": json.dumps({"classes": ["a", "b"], "counts": [[1, 0], [1, 0]]}),
     }  # fmt: skip

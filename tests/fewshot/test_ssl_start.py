@@ -20,7 +20,7 @@ def export_of(seed: int, tmp_path: Path):
     torch.manual_seed(seed)
     backbone = conv4()
     path = save_backbone(backbone, tmp_path / f"export{seed}.safetensors")
-    return backbone.net.state_dict(), lambda unlabeled, workdir, seed, cache=None: path
+    return backbone.net.state_dict(), lambda unlabeled, workdir, seed, cache=None, monitor=None: path
 
 
 def prepare(learner, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ class Recorder:
     def __init__(self, export: Path) -> None:
         self.export, self.calls = export, []
 
-    def pretrain(self, unlabeled, workdir, seed, cache=None) -> Path:
+    def pretrain(self, unlabeled, workdir, seed, cache=None, monitor=None) -> Path:
         self.calls.append(("pretrain", seed))
         return self.export
 

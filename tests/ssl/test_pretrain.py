@@ -2,6 +2,7 @@ import csv
 import dataclasses
 import functools
 import json
+import logging
 import math
 import re
 
@@ -11,7 +12,7 @@ import torch
 
 from medfew.models import create_backbone, load_backbone
 from medfew.ssl import METHODS, MoCo, pretrain
-from medfew.ssl.pretrain import method_settings
+from medfew.ssl.pretrain import budget_steps, method_settings
 
 TRAINER = dict(accelerator="cpu", enable_progress_bar=False, log_every_n_steps=1)
 
@@ -126,16 +127,18 @@ def test_the_recorded_method_holds_every_argument_defaults_included():
         "queue_size": 8, "momentum": 0.9}
 
 
-def test_the_budget_is_steps_or_epochs_never_both(pbc32, tmp_path, tiny_heads, tiny_backbone):
+def test_the_budget_is_steps_epochs_or_epochs_capped_at_steps(pbc32, tmp_path, tiny_heads, tiny_backbone):
     run(pbc32, tmp_path / "a", "simclr", tiny_heads, tiny_backbone, steps=3)
     assert json.loads((tmp_path / "a" / "pretrain.json").read_text())["budget"] == {"steps": 3}
     assert torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     run(pbc32, tmp_path / "b", "simclr", tiny_heads, tiny_backbone, steps=None, epochs=2)  # 2 x 32 // 8
     assert torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
-    with pytest.raises(ValueError, match="not neither: got steps = None, epochs = None"):
+    run(pbc32, tmp_path / "e", "simclr", tiny_heads, tiny_backbone, steps=5, epochs=3)  # 3 x 4 steps, capped at 5
+    assert json.loads((tmp_path / "e" / "pretrain.json").read_text())["budget"] == {"epochs": 3, "max_steps": 5}
+    assert torch.load(tmp_path / "e" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
+    assert budget_steps({"epochs": 3, "max_steps": 5}, 32, 8) == 5 and budget_steps({"epochs": 3, "max_steps": 50}, 32, 8) == 12
+    with pytest.raises(ValueError, match="got neither"):
         run(pbc32, tmp_path / "c", "simclr", tiny_heads, tiny_backbone, steps=None)
-    with pytest.raises(ValueError, match="not both: got steps = 3, epochs = 5 .*ssl.steps=null"):
-        run(pbc32, tmp_path / "c", "simclr", tiny_heads, tiny_backbone, steps=3, epochs=5)
     with pytest.raises(ValueError, match="warmup_steps = 5 does not fit a budget of 4 steps"):
         run(pbc32, tmp_path / "d", "simclr", tiny_heads, tiny_backbone, steps=4, warmup_steps=5)
 
@@ -157,3 +160,15 @@ def test_moco_queue_is_capped_below_the_pool(pbc32, tmp_path, tiny_heads, tiny_b
     seen = QueueSize()
     run(pbc32, tmp_path, "moco", tiny_heads, tiny_backbone, steps=2, trainer=TRAINER | {"callbacks": [seen]})
     assert tiny_heads["moco"]["queue_size"] == 32 and seen.size == 8  # 32 images in the pool
+
+
+def test_a_long_stage_says_when_it_starts_and_ends_and_a_cached_one_that_it_was_reused(pbc32, tmp_path, tiny_heads, tiny_backbone, caplog):
+    method = functools.partial(METHODS["simclr"], **tiny_heads["simclr"])
+    options = dict(method=method, backbone=tiny_backbone, steps=2, batch_size=8, trainer={"accelerator": "cpu", "enable_progress_bar": False})
+    with caplog.at_level(logging.INFO, logger="medfew.ssl.pretrain"):
+        pretrain(pbc32, tmp_path, 3, **options)
+        pretrain(pbc32, tmp_path, 3, **options)
+    lines = [record.getMessage() for record in caplog.records if record.name == "medfew.ssl.pretrain"]
+    assert lines[0] == f"SSL pretraining (seed 3, 32 images, 2 steps of 8) started in {tmp_path}"
+    assert lines[1].startswith("SSL pretraining (seed 3) done: 2 steps in ")
+    assert lines[2] == f"SSL pretraining (seed 3, 32 images): reused {tmp_path}" and len(lines) == 3

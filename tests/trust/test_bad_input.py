@@ -3,7 +3,6 @@ wrong episode shapes reach the meta-trainer's user as a named error, bad run set
 any scoring, a second writer and a full disk stop with a clear message (and a rerun resumes), and an
 unreachable W&B server falls back to an offline run (the rest of the catalogue: tests/data, tests/models)."""
 
-import errno
 import json
 import os
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
-from medfew import apps, files
+from medfew import apps
 from medfew.evaluation import compare
 from medfew.evaluation.results import ResultsFile
 from medfew.files import RunLock
@@ -112,24 +111,14 @@ def test_a_second_run_in_the_same_folder_stops_at_once(breastmnist, compose_root
         compare(compose_root("config", tmp_path, ["learners=[prototype_pixels]"]))
 
 
-def test_a_failed_write_stops_with_the_path_and_a_rerun_resumes(breastmnist, compose_root, tmp_path, monkeypatch):
+def test_a_failed_write_stops_with_the_path_and_a_rerun_resumes(breastmnist, compose_root, tmp_path, monkeypatch, full_disk):
     overrides = ["learners=[prototype_pixels,logreg_pixels]", "seeds=[0]", "report.reference=logreg_pixels"]
-    real_replace, calls = os.replace, []
-
-    def full_disk_after_one_save(source, target):
-        if Path(target).name == "results.csv":
-            calls.append(target)
-            if len(calls) > 1:
-                raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(source, target)
-
-    monkeypatch.setattr(files.os, "replace", full_disk_after_one_save)
     with pytest.raises(OSError, match=f"cannot write {tmp_path / 'results.csv'}: No space left on device"):
         compare(compose_root("config", tmp_path, overrides))
     saved = ResultsFile(tmp_path / "results.csv").read()
-    assert {r["learner"] for r in saved} == {"prototype_pixels"} and len(calls) == 3  # one save, a failure, one retry
+    assert {r["learner"] for r in saved} == {"prototype_pixels"} and len(full_disk) == 3  # one save, a failure, one retry
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))  # no debris
-    monkeypatch.setattr(files.os, "replace", real_replace)
+    monkeypatch.undo()
     compare(compose_root("config", tmp_path, overrides))
     rows = ResultsFile(tmp_path / "results.csv").read()
     assert rows[: len(saved)] == saved and {r["learner"] for r in rows} == {"prototype_pixels", "logreg_pixels"}

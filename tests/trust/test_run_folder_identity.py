@@ -3,16 +3,12 @@ are refused before anything is rewritten, the command's record (.hydra/) is the 
 run's, and a folder or file that cannot be written stops the run at once, never after scoring."""
 
 import csv
-import errno
-import importlib
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from medfew import files
 from medfew.evaluation import compare
 from medfew.evaluation.results import ResultsFile
 from medfew.files import RunLock
@@ -113,17 +109,7 @@ def test_a_read_only_results_file_stops_the_run_before_any_scoring(breastmnist, 
     assert results.read() == [] and not (tmp_path / "data.json").exists()
 
 
-def test_rows_that_cannot_be_written_are_kept_beside_the_results(breastmnist, compose_root, tmp_path, monkeypatch):
-    real_replace, saves = os.replace, []
-
-    def full_disk_after_one_save(source, target):
-        if Path(target).name == "results.csv":
-            saves.append(target)
-            if len(saves) > 1:
-                raise OSError(errno.ENOSPC, "No space left on device")
-        real_replace(source, target)
-
-    monkeypatch.setattr(files.os, "replace", full_disk_after_one_save)
+def test_rows_that_cannot_be_written_are_kept_beside_the_results(breastmnist, compose_root, tmp_path, full_disk):
     overrides = [*BUDGET, "learners=[prototype_pixels,logreg_pixels]", "report.reference=logreg_pixels"]
     kept = tmp_path / f"results.unsaved-{os.getpid()}.csv"
     with pytest.raises(OSError, match=rf"No space left on device; the rows scored since the last save \(1\) are kept in {kept}"):
