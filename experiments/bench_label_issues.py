@@ -36,6 +36,7 @@ from medfew.learners.registry import with_learner
 SOURCES = {
     "breastmnist": (lambda root: load_medmnist("breastmnist", root, download=False), 28, 1),
     "bloodcells": (lambda root: load_labelled_npz("pbc_bloodcells_64.npz", root), 64, 3),
+    "brain_mri": (lambda root: load_labelled_npz("brain_tumor_mri_64.npz", root), 64, 1),
 }
 
 

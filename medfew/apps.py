@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,8 @@ def pretrain(cfg: DictConfig) -> Path:
         record_command(cfg, out)
     apply_knobs(cfg.ssl, cfg.knobs, prefix=("pretrain",))
     check_training_settings(cfg.ssl, "ssl", prefix=("pretrain",))
+    if not sys.stderr.isatty() and not cfg.verbose:  # a log file gets the monitor's progress lines, not a bar
+        OmegaConf.update(cfg, "trainer.enable_progress_bar", False, merge=False)
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     data = load_data(cfg.data)
     pool, monitor = pool_and_monitor(data, cfg.monitor_per_class, cfg.seed)

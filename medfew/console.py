@@ -79,3 +79,18 @@ def import_gym_quietly() -> None:
 
     notice, text = notices.get(gym.__version__), captured.getvalue()
     sys.stderr.write(text.replace(f"{notice}\n", "", 1) if notice else text)
+
+
+def duration(seconds: float) -> str:
+    """'4.2 s', '42 s', '4.5 min', '12 min', '3 h 05 min' or '2 d 4 h'."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 600:
+        return f"{seconds / 60:.1f} min"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"

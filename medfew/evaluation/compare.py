@@ -39,6 +39,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from medfew.config import apply_knobs, check_keys, check_seeds, check_training_settings, flat_knobs, record_command
+from medfew.console import duration
 from medfew.data.dataset import ImageData
 from medfew.data.exclusion import exclusion_note
 from medfew.data.stratify import describe_groups
@@ -47,7 +48,7 @@ from medfew.evaluation.folds import Fold, check_image_size, check_run_folder, lo
 from medfew.evaluation.leakage import leakage_note, warn_label_conflicts
 from medfew.evaluation.costs import measure
 from medfew.evaluation.metrics import check_probabilities, classification_metrics, confusion_matrix, per_class_accuracy
-from medfew.evaluation.plan import ORDER, Plan, apply_scaling, duration, fit_to_limit, learner_plan, scaling, what_fits
+from medfew.evaluation.plan import ORDER, Plan, apply_scaling, fit_to_limit, learner_plan, scaling, what_fits
 from medfew.evaluation.progress import Progress, TimeLimitReached
 from medfew.evaluation.protocols import Task
 from medfew.evaluation.report import LABELLED, span, summary_table, write_report

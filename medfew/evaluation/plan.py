@@ -26,6 +26,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from medfew.console import duration
 from medfew.evaluation.costs import Rate
 from medfew.evaluation.folds import Fold
 
@@ -149,21 +150,6 @@ class Plan:
             "learners": {learner.name: {"estimated_s": round(learner.seconds, 1), "tasks": learner.tasks} for learner in self.learners},
             "scaled": self.scaled,
         }
-
-
-def duration(seconds: float) -> str:
-    """'4.2 s', '42 s', '4.5 min', '12 min', '3 h 05 min' or '2 d 4 h'."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 600:
-        return f"{seconds / 60:.1f} min"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
 
 
 def episodes_after(episodes: int, factor: float, floor: int) -> int:

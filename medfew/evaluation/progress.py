@@ -18,7 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from medfew.evaluation.plan import Plan, duration
+from medfew.console import duration
+from medfew.evaluation.plan import Plan
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from lightly.utils.benchmarking import knn_predict
 from torch import Tensor, nn
 
+from medfew.console import duration
 from medfew.data.dataset import UNLABELED, ImageData
 from medfew.data.splits import label_budget
 from medfew.models.features import embed as embed_raw
@@ -134,7 +136,8 @@ class KnnMonitor(pl.Callback):
     ``patience``: stop training once that many epoch-end checks in a row have not raised the
     ``stopping_signal`` above its best so far (the check before training counts as the first best);
     None: never stop. Its count travels in the checkpoints, so a resumed run stops where an
-    uninterrupted one would.
+    uninterrupted one would. Each tenth of the step budget logs one line (step, signal, elapsed, ETA),
+    so a log file without a progress bar (nohup, SLURM) shows how far SSL is.
     """
 
     COLUMNS = ("epoch", "step", "knn_acc", "embedding_std")
@@ -147,6 +150,8 @@ class KnnMonitor(pl.Callback):
         self.k = k
         self.patience = patience
         self.best, self.best_step, self.stale = -math.inf, 0, 0
+        self.started, self.first_step, self.tenths = time.monotonic(), 0, 0
+        self.total_steps = 0  # the step budget, set by ``medfew.ssl.pretrain``; 0: no progress lines
 
     def measure(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> dict[str, float]:
         scores = monitor_scores(module.method.encoder, self.parts, self.k)
@@ -164,6 +169,17 @@ class KnnMonitor(pl.Callback):
         else:
             self.stale += 1
         return self.patience is not None and self.stale >= self.patience
+
+    def report(self, step: int, total: int, scores: dict[str, float]) -> None:
+        """Log one line when ``step`` enters a new tenth of the ``total`` steps (none without a step budget)."""
+        if total <= 0 or 10 * step // total <= self.tenths:
+            return
+        self.tenths = 10 * step // total
+        elapsed = time.monotonic() - self.started
+        left = elapsed * (total - step) / max(step - self.first_step, 1)
+        signal = stopping_signal(scores)
+        log.info("SSL step %d/%d: %s %.4f (best %.4f); elapsed %s, ETA %s", step, total, signal, scores[signal],
+                 max(self.best, scores[signal]), duration(elapsed), duration(left))  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_step": self.best_step, "stale": self.stale}
@@ -184,11 +200,14 @@ class KnnMonitor(pl.Callback):
             writer.writerows(rows[epoch] for epoch in sorted(rows))
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.started, self.first_step = time.monotonic(), trainer.global_step
+        self.tenths = 10 * trainer.global_step // max(self.total_steps, 1)
         if trainer.current_epoch == 0 and trainer.global_step == 0:
             self.check(self.measure(trainer, module, -1), 0)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         scores = self.measure(trainer, module, trainer.current_epoch)
+        self.report(trainer.global_step, self.total_steps, scores)
         if self.check(scores, trainer.global_step) and not trainer.should_stop:
             trainer.should_stop = True
             log.info(

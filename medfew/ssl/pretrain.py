@@ -211,13 +211,16 @@ def pretrain(
         return export
     views = Views(build_augment(augment, data.images.shape[-1]), ssl.view_spec, data.images.shape[-1])
     module = SSLModule(ssl, views, data.images, recipe, batch_size, seed, warmup_steps, steps)
-    if monitor is not None:
-        callbacks.append(KnnMonitor(monitor, workdir / "knn.csv", knn_k, patience))
+    watcher = None if monitor is None else KnnMonitor(monitor, workdir / "knn.csv", knn_k, patience)
+    if watcher is not None:
+        callbacks.append(watcher)
     pl_trainer = build_trainer(  # a step budget: at least one step per epoch, and the module stops the run
         workdir, seed, logger=CSVLogger(workdir, name="logs") if logger is None else logger,
         callbacks=callbacks, max_epochs=epochs or steps, **kwargs,
     )
     total = budget_steps(budget, len(data), batch_size, pl_trainer.world_size, kwargs.get("limit_train_batches"))
+    if watcher is not None:
+        watcher.total_steps = total
     if pl_trainer.is_global_zero:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "pretrain.json").write_text(json.dumps({"data": data.name} | settings, indent=2))

@@ -62,3 +62,13 @@ def test_patience_without_a_monitor_watches_the_spread_and_joins_the_cache_key(p
     assert [int(r["epoch"]) for r in rows] == [-1, 0, 1] and all(r["knn_acc"] == "" and float(r["embedding_std"]) > 0 for r in rows)
     with pytest.raises(ValueError, match="ssl.patience must be a number of monitor checks >= 1"):
         pretrain(pbc32, tmp_path / "c", 0, patience=0, **options)
+
+
+def test_each_tenth_of_the_budget_logs_a_progress_line(pbc32, tmp_path, tiny_heads, tiny_backbone, caplog):
+    """32 images / batch 8 = 4 steps per epoch, 5 epochs: each epoch end enters two new tenths of the 20 steps."""
+    method = functools.partial(METHODS["simclr"], **tiny_heads["simclr"])
+    with caplog.at_level("INFO", logger="medfew.ssl.monitor"):
+        pretrain(pbc32, tmp_path, 0, method=method, backbone=tiny_backbone, epochs=5, steps=None, batch_size=8, trainer=TRAINER, monitor=pbc32)
+    lines = [r.getMessage() for r in caplog.records if r.name == "medfew.ssl.monitor"]
+    assert [line.split(":")[0] for line in lines] == [f"SSL step {step}/20" for step in (4, 8, 12, 16, 20)]
+    assert all("knn_acc" in line and "ETA" in line for line in lines)
