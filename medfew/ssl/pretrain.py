@@ -90,10 +90,11 @@ def budget_rule(steps: int | None, epochs: int | None) -> dict[str, int]:
 
 def budget_steps(budget: dict[str, int], n_images: int, batch_size: int, devices: int = 1, limit_batches: Any = None) -> int:
     """Optimiser steps of a ``budget_rule`` budget on a pool of ``n_images``: the steps, or the epochs'
-    batches (``n_images // (batch_size * devices)`` each, at most an int ``limit_batches``) up to ``max_steps``."""
+    batches (``n_images // (batch_size * devices)`` each, at most an int ``limit_batches``) up to ``max_steps``;
+    a pool smaller than a batch is one batch (``pretrain`` shrinks the batch to it)."""
     if "steps" in budget:
         return budget["steps"]
-    per_epoch = n_images // (batch_size * devices)
+    per_epoch = n_images // (min(batch_size, n_images) * devices)
     if isinstance(limit_batches, int) and not isinstance(limit_batches, bool):
         per_epoch = min(per_epoch, limit_batches)
     total = budget["epochs"] * per_epoch
@@ -165,8 +166,11 @@ def pretrain(
         dry_run: return the export path at once, training and writing nothing (its existence tells
             whether the run is done: how a plan counts the pretrainings a cache shares).
     """
+    if len(data) < 2:
+        raise ValueError(f"{data.name}: {len(data)} image(s) in the pool; SSL compares views of 2 images or more")
     if len(data) < batch_size:
-        raise ValueError(f"{data.name}: {len(data)} images in the pool, fewer than batch_size = {batch_size}")
+        log.warning("%s: %d images in the pool, fewer than batch_size = %d: batches of %d", data.name, len(data), batch_size, len(data))
+        batch_size = len(data)
     budget = budget_rule(steps, epochs)
     if warmup_steps is not None and not 0 <= warmup_steps <= budget.get("steps", warmup_steps):
         raise ValueError(f"warmup_steps = {warmup_steps} does not fit a budget of {steps} steps")

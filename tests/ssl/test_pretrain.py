@@ -99,9 +99,16 @@ def test_a_cache_trains_once_per_pool_seed_and_settings(pbc32, tmp_path, tiny_he
     assert cached() == export and [p.name for p in (export.parent / "logs").iterdir()] == ["version_0", "version_1"]
 
 
+def test_a_pool_smaller_than_a_batch_trains_on_batches_of_the_pool(pbc32, tmp_path, tiny_heads, tiny_backbone, caplog):
+    with caplog.at_level("WARNING", logger="medfew.ssl.pretrain"):
+        export = run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, batch_size=64)
+    assert "32 images in the pool, fewer than batch_size = 64: batches of 32" in caplog.text
+    assert json.loads((export.parent / "pretrain.json").read_text())["batch_size"] == 32
+
+
 def test_bad_settings_name_the_culprit(pbc32, tmp_path, tiny_heads, tiny_backbone):
-    with pytest.raises(ValueError, match="32 images in the pool, fewer than batch_size = 64"):
-        run(pbc32, tmp_path, "simclr", tiny_heads, tiny_backbone, batch_size=64)
+    with pytest.raises(ValueError, match="1 image\\(s\\) in the pool; SSL compares views of 2 images or more"):
+        run(pbc32.subset(torch.arange(1)), tmp_path, "simclr", tiny_heads, tiny_backbone)
     with pytest.raises(ValueError, match="unknown optimizer 'adam'; valid ones are sgd, lars, adamw"):
         run(pbc32, tmp_path / "b", "simclr", tiny_heads, tiny_backbone, optimizer="adam")
 
@@ -137,6 +144,7 @@ def test_the_budget_is_steps_epochs_or_epochs_capped_at_steps(pbc32, tmp_path, t
     assert json.loads((tmp_path / "e" / "pretrain.json").read_text())["budget"] == {"epochs": 3, "max_steps": 5}
     assert torch.load(tmp_path / "e" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
     assert budget_steps({"epochs": 3, "max_steps": 5}, 32, 8) == 5 and budget_steps({"epochs": 3, "max_steps": 50}, 32, 8) == 12
+    assert budget_steps({"epochs": 400, "max_steps": 5000}, 112, 128) == 400  # a pool smaller than a batch: one batch an epoch
     with pytest.raises(ValueError, match="got neither"):
         run(pbc32, tmp_path / "c", "simclr", tiny_heads, tiny_backbone, steps=None)
     with pytest.raises(ValueError, match="warmup_steps = 5 does not fit a budget of 4 steps"):
