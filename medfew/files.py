@@ -65,8 +65,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_atomic(path, lambda temporary: temporary.write_text(text))
 
 
-def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: list[str]) -> Path:
-    """``write_atomic`` for a CSV file of ``rows`` under a ``columns`` header (a header only when there are no rows)."""
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: list[str], retries: int = 1) -> Path:
+    """``write_atomic`` (with ``retries``) for a CSV file of ``rows`` under a ``columns`` header (a header only when there are no rows)."""
 
     def write(temporary: Path) -> None:
         with temporary.open("w", newline="") as f:
@@ -74,7 +74,7 @@ def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], columns: list
             writer.writeheader()
             writer.writerows(rows)
 
-    return write_atomic(path, write)
+    return write_atomic(path, write, retries)
 
 
 def write_json(path: str | os.PathLike, value: Any) -> Path:

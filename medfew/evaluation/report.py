@@ -24,6 +24,7 @@ import pandas as pd
 
 from medfew.evaluation.curves import MODEL, check_target, learning_curves
 from medfew.evaluation.metrics import LOWER_IS_BETTER, METRICS, why_undefined
+from medfew.evaluation.plan import describe_scaling
 from medfew.evaluation.plots import SMOKE, drawn_names, fonts_for, plot_confusions, plot_label_efficiency, plot_learning_curves
 from medfew.evaluation.robustness_report import plot_robustness, robustness_lines, robustness_summary, split_conditions
 from medfew.evaluation.stats import bootstrap_ci, holm, paired_comparison
@@ -463,12 +464,7 @@ def timing_lines(summary: Mapping[str, Any]) -> list[str]:
     lines += ["| learner | tasks | estimated | took |", "|---|---|---|---|"]
     for learner, times in timing.get("learners", {}).items():
         lines.append(f"| {learner} | {times.get('tasks', '–')} | {minutes(times.get('estimated_s'))} | {minutes(times.get('wall_s'))} |")
-    for learner, change in timing.get("scaled", {}).items():
-        if learner == "episodes":
-            lines.append(f"\nScaled to the time limit: episodes {change[0]} -> {change[1]} per setting.")
-            continue
-        parts = ", ".join(f"{knob} {before} -> {after}" for knob, (before, after) in change.items())
-        lines.append(f"\nScaled to the time limit: {learner}: {parts}.")
+    lines += [f"\nScaled to the time limit: {line}." for line in describe_scaling(timing.get("scaled", {}))]
     if timing.get("stopped"):
         lines.append(f"\n**Stopped early:** {timing['stopped']}.")
     return lines

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from medfew.evaluation.metrics import METRICS
-from medfew.files import write_atomic
+from medfew.files import write_csv
 
 COLUMNS = (
     "dataset", "protocol", "fold", "data_hash", "threads", "learner", "learner_hash", "setting", "kind", "value", "seed",
@@ -70,7 +70,7 @@ class ResultsFile:
         OSError naming the file), so a kill or a full disk leaves the old file, never half a row."""
         old = self.read()
         rows = list(rows)
-        write_atomic(self.path, lambda temporary: write_rows(temporary, [*old, *rows]))
+        write_csv(self.path, [*old, *rows], list(COLUMNS))
 
     def check_writable(self) -> None:
         """Raise a PermissionError naming the file when it, or its folder, cannot be written (checked
@@ -89,15 +89,7 @@ class ResultsFile:
         name = f"{self.path.stem}.unsaved-{os.getpid()}{self.path.suffix}"
         for folder in (self.path.parent, Path(tempfile.gettempdir())):
             try:
-                return write_atomic(folder / name, lambda temporary: write_rows(temporary, rows), retries=0)
+                return write_csv(folder / name, rows, list(COLUMNS), retries=0)
             except OSError:
                 continue
         raise OSError(f"cannot write the unsaved rows to {self.path.parent / name} nor to {Path(tempfile.gettempdir()) / name}")
-
-
-def write_rows(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """``rows`` under the header of ``COLUMNS`` in a new CSV file at ``path``."""
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
